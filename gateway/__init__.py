@@ -1,0 +1,1 @@
+"""The gateway application: routes, billing, jobs and streams; no provider wire formats."""

@@ -1,0 +1,273 @@
+"""The Provider seam: the request an adapter gets, the updates it yields, and the shared HTTP helpers."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import httpx
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger("providers")
+
+Sleep = Callable[[float], Awaitable[None]]
+M = TypeVar("M", bound=BaseModel)
+
+
+# --- what an adapter is given ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a call to an upstream is retried (429, 5xx, connection errors)."""
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """One provider's configuration, as the registry hands it to the adapter's constructor."""
+
+    name: str
+    base_url: str
+    api_key: str | None = None
+    poll_interval: float = 2.0
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job as an adapter sees it: what to send upstream, and the upstream id once there is one."""
+
+    job_id: str
+    model: str
+    prompt: str
+    """The effective prompt: the user's, with a style suffix where the upstream has no style field."""
+    style: str | None
+    style_label: str | None
+    options: Mapping[str, Any]
+    params: Mapping[str, Any]
+    """The model's upstream parameters from config.toml (upstream model name, endpoint path …)."""
+    upstream_id: str | None = None
+    """Set when the job was already submitted (restart recovery): the adapter re-attaches instead."""
+
+
+# --- what an adapter yields ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The upstream accepted the task; `upstream_id` is what re-attaches to it after a restart."""
+
+    upstream_id: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    percent: int | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    urls: list[str]
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+    code: str = "upstream_failed"
+
+
+Update = Submitted | Queued | Progress | Succeeded | Failed
+
+
+class UpstreamError(Exception):
+    """A call to the upstream that gave no usable answer; `retryable` says if trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+
+
+class MalformedUpstream(UpstreamError):
+    """The upstream answered, but not in the shape its protocol promises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class Provider(Protocol):
+    """An upstream adapter. It never touches the ledger, the database or the client's request."""
+
+    name: str
+
+    def prepare(self, task: Task) -> Task:
+        """Check provider-specific options (raising `OptionError` naming the field) and return the
+        task as it will be sent upstream, with its effective prompt."""
+        ...
+
+    def run(self, task: Task) -> AsyncIterator[Update]:
+        """Submit (or re-attach when `task.upstream_id` is set) and yield updates until one is terminal."""
+        ...
+
+    async def cancel(self, upstream_id: str) -> bool:
+        """Ask the upstream to stop the task; True when it says it did."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class OptionError(ValueError):
+    """An option the upstream cannot take; becomes 400 `invalid_option` before anything is debited."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+        self.message = message
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+
+
+def apply_style_suffix(prompt: str, style_label: str | None) -> str:
+    """PROVIDERS.md: a style the upstream has no field for becomes `"<prompt>, <style> style"`."""
+    return f"{prompt}, {style_label} style" if style_label else prompt
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def upstream_message(response: httpx.Response, limit: int = 300) -> str:
+    """The upstream's own words for an error, trimmed, from the usual JSON fields or the text."""
+    text = response.text.strip()
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = None
+    message: Any = None
+    if isinstance(body, dict):
+        for key in ("detail", "error", "message", "failure", "failure_reason", "error_message"):
+            if body.get(key):
+                message = body[key]
+                break
+    if message is None:
+        message = text or response.reason_phrase
+    if not isinstance(message, str):
+        message = json.dumps(message)[:limit]
+    message = " ".join(message.split())
+    return f"upstream answered {response.status_code}: {message[:limit]}"
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy) -> float:
+    """Exponential backoff with full jitter (attempt counts from 1)."""
+    ceiling = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class UpstreamClient:
+    """One provider's httpx client plus the retry rule every adapter shares."""
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        headers: Mapping[str, str],
+        *,
+        sleep: Sleep = anyio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sleep = sleep
+        self.http = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/"),
+            headers=dict(headers),
+            timeout=httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
+            transport=transport,
+        )
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send, retrying 429/5xx/connection errors (honouring Retry-After); other 4xx are final."""
+        policy = self.settings.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            last = attempt == policy.max_attempts
+            try:
+                response = await self.http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                reason = f"could not reach upstream: {type(exc).__name__}"
+                if last:
+                    raise UpstreamError(reason, retryable=True) from exc
+                log.warning("%s %s %s (attempt %d)", self.settings.name, method, reason, attempt)
+                await self.sleep(backoff_delay(attempt, policy))
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                if last:
+                    raise UpstreamError(
+                        upstream_message(response), retryable=True, status=response.status_code
+                    )
+                delay = retry_after_seconds(response)
+                if delay is None:
+                    delay = backoff_delay(attempt, policy)
+                log.warning(
+                    "%s %s %s answered %d (attempt %d), retrying in %.2fs",
+                    self.settings.name,
+                    method,
+                    url,
+                    response.status_code,
+                    attempt,
+                    delay,
+                )
+                await self.sleep(min(delay, policy.max_delay))
+                continue
+            if response.status_code >= 400:
+                raise UpstreamError(upstream_message(response), retryable=False, status=response.status_code)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_json(self, url: str, shape: type[M], **kwargs: Any) -> M:
+        return parse(await self.request("GET", url, **kwargs), shape)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def parse(response: httpx.Response, shape: type[M]) -> M:
+    """Read an upstream body into its documented shape, or fail the job cleanly."""
+    try:
+        return shape.model_validate_json(response.content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise MalformedUpstream(
+            f"upstream answered an unexpected body ({where}: {first.get('msg', 'invalid')})"
+        ) from exc
+
+
+async def poll_pause(client: UpstreamClient) -> None:
+    await client.sleep(client.settings.poll_interval)
