@@ -7,7 +7,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -126,7 +126,7 @@ class Provider(Protocol):
         task as it will be sent upstream, with its effective prompt."""
         ...
 
-    def run(self, task: Task) -> AsyncIterator[Update]:
+    def run(self, task: Task) -> AsyncGenerator[Update, None]:
         """Submit (or re-attach when `task.upstream_id` is set) and yield updates until one is terminal."""
         ...
 

@@ -1,0 +1,78 @@
+"""Authentication: API key hashing, the Bearer check, the admin check, and signed job stream tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+from starlette.requests import Request
+
+from gateway.errors import NotFound, Unauthorized
+from gateway.store import keys
+from gateway.store.db import Database
+from gateway.store.keys import ApiKey
+
+
+def hash_key(plain: str) -> str:
+    """Keys carry 256 random bits, so one SHA-256 is enough: no brute force can walk that space."""
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def display_prefix(plain: str) -> str:
+    return plain[:10]
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def require_key(request: Request) -> ApiKey:
+    """The caller's active API key, or 401; remembered on the request for the rate-limit headers."""
+    plain = bearer(request)
+    if plain is None:
+        raise Unauthorized()
+    db: Database = request.app.state.db
+    key = await keys.find_active_by_hash(db, hash_key(plain))
+    if key is None:
+        raise Unauthorized("The API key is unknown or revoked.")
+    request.state.api_key = key
+    return key
+
+
+def require_admin(request: Request) -> None:
+    """Admin endpoints answer 404 when no admin token is configured, 401 for any other credential."""
+    configured: str | None = request.app.state.settings.admin_token
+    if not configured:
+        raise NotFound(f"Nothing is served at {request.url.path}.")
+    given = bearer(request)
+    if given is None or not hmac.compare_digest(given.encode(), configured.encode()):
+        raise Unauthorized("This endpoint takes the admin token: Authorization: Bearer <admin token>.")
+
+
+# --- stream tokens: `?token=` on an events URL, so a browser's EventSource never holds the API key ---
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def stream_token(secret: bytes, job_id: str, ttl_seconds: int, *, at: float | None = None) -> str:
+    expires = int((at if at is not None else time.time()) + ttl_seconds)
+    mac = hmac.new(secret, f"stream:{job_id}:{expires}".encode(), hashlib.sha256).digest()
+    return f"{expires}.{_b64(mac[:20])}"
+
+
+def check_stream_token(secret: bytes, job_id: str, token: str) -> bool:
+    """True for an unexpired token minted for this very job."""
+    expires_text, _, signature = token.partition(".")
+    if not expires_text.isdigit() or not signature:
+        return False
+    expires = int(expires_text)
+    mac = hmac.new(secret, f"stream:{job_id}:{expires}".encode(), hashlib.sha256).digest()
+    return hmac.compare_digest(_b64(mac[:20]), signature) and expires >= time.time()

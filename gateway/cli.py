@@ -1,0 +1,253 @@
+"""The `gateway` command: serve, demo, simulator, and key management straight on the database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import uvicorn
+
+from gateway import auth
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.store import keys, ledger
+from gateway.store.db import Database
+
+DEMO_TOKENS = 1000
+
+
+class _QuietServer(uvicorn.Server):
+    """A second uvicorn server in the same process must leave signal handling to the first."""
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        pass
+
+    def capture_signals(self) -> Any:  # uvicorn >= 0.29
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def _settings_for(host: str, port: int, **changes: Any) -> Settings:
+    settings = Settings()
+    if "public_url" not in settings.model_fields_set:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        changes["public_url"] = f"http://{shown}:{port}"
+    return settings.model_copy(update=changes) if changes else settings
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def demo_settings(host: str, port: int, simulator_url: str) -> Settings:
+    """Every provider pointed at the loopback simulator, with stand-in credentials."""
+    from providers.simulator import PREFIXES
+
+    base = _settings_for(host, port)
+    providers = {
+        name: config.model_copy(update={"base_url": simulator_url + PREFIXES[name], "base_url_env": None})
+        for name, config in base.providers.items()
+        if name in PREFIXES
+    }
+    return base.model_copy(update={"demo": True, "providers": providers})
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+async def _demo(host: str, port: int, simulator_port: int) -> None:
+    from providers.simulator import build_app
+
+    if not _port_free("127.0.0.1", simulator_port):
+        sys.exit(f"the simulator's port {simulator_port} is taken; pass --simulator-port")
+    simulator_url = f"http://127.0.0.1:{simulator_port}"
+    settings = demo_settings(host, port, simulator_url)
+    simulator = _QuietServer(
+        uvicorn.Config(
+            build_app(settings.simulator.speed, settings.data_dir / "simulator"),
+            host="127.0.0.1",
+            port=simulator_port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(simulator.serve)
+        while not simulator.started:
+            await anyio.sleep(0.05)
+        plain = await _create_demo_key(settings)
+        print(_demo_banner(settings, plain, simulator_url), flush=True)
+        await _serve(settings, host, port)
+        simulator.should_exit = True
+
+
+async def _create_demo_key(settings: Settings) -> str:
+    async def work(db: Database) -> str:
+        plain = keys.new_plain_key()
+        await keys.create(
+            db,
+            key_hash=auth.hash_key(plain),
+            prefix=auth.display_prefix(plain),
+            name="demo",
+            tokens=DEMO_TOKENS,
+        )
+        return plain
+
+    return await _with_db(settings, work)
+
+
+def _demo_banner(settings: Settings, plain: str, simulator_url: str) -> str:
+    url = settings.public_url
+    return "\n".join(
+        [
+            "",
+            f"  gateway demo: every provider answers from the simulator at {simulator_url}",
+            f"  (speed ×{settings.simulator.speed:g}; set GATEWAY_SIMULATOR__SPEED=20 for a quicker demo)",
+            f"  demo API key with {DEMO_TOKENS} tokens (shown once): {plain}",
+            "",
+            "  try:",
+            f"    curl -N {url}/api/generate -H 'Authorization: Bearer {plain}' \\",
+            "      -H 'Content-Type: application/json' \\",
+            '      -d \'{"model": "suno", "prompt": "an upbeat pop song about summer"}\'',
+            "",
+        ]
+    )
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    db = Database(settings.db_path)
+    await db.open()
+    try:
+        return await work(db)
+    finally:
+        await db.close()
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+async def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    unknown = [m for m in models or [] if m not in settings.models]
+    if unknown:
+        sys.exit(f"unknown model {unknown[0]!r}; known: {', '.join(settings.models)}")
+
+    async def work(db: Database) -> None:
+        plain = keys.new_plain_key()
+        record = await keys.create(
+            db,
+            key_hash=auth.hash_key(plain),
+            prefix=auth.display_prefix(plain),
+            name=args.name,
+            tokens=args.tokens,
+            models=models,
+            rate_limit_per_minute=args.rate_limit,
+            max_concurrent_jobs=args.max_jobs,
+        )
+        print(json.dumps({"key": plain, **record.public()}, indent=2))
+        print("Keep the key now: it is stored hashed and cannot be shown again.", file=sys.stderr)
+
+    await _with_db(settings, work)
+
+
+async def _keys_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        for key in await keys.list_all(db):
+            state = "revoked" if key.revoked else "active"
+            print(f"{key.id}  {key.prefix}…  {key.balance:>8} tokens  {state:8}  {key.name}")
+
+    await _with_db(settings, work)
+
+
+async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        if await keys.get(db, args.id) is None:
+            sys.exit(f"no API key {args.id}")
+        await keys.revoke(db, args.id)
+        print(f"revoked {args.id}")
+
+    await _with_db(settings, work)
+
+
+async def _keys_credit(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(db: Database) -> None:
+        balance = await ledger.credit(db, args.id, args.tokens, args.note)
+        print(f"{args.id}: balance {balance}")
+
+    try:
+        await _with_db(settings, work)
+    except Exception as exc:  # NotFound / InvalidRequest carry a sentence for the operator
+        sys.exit(getattr(exc, "message", str(exc)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("serve", "run the gateway"), ("demo", "run the gateway on the built-in simulator")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--host", default="127.0.0.1")
+        cmd.add_argument("--port", type=int, default=8000)
+        if name == "demo":
+            cmd.add_argument("--simulator-port", type=int, default=None, help="default: --port + 1")
+    sim = sub.add_parser("simulator", help="run the upstream simulator alone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8199)
+    sim.add_argument("--speed", type=float, default=None)
+
+    key_cmd = sub.add_parser("keys", help="manage API keys on the database directly")
+    key_sub = key_cmd.add_subparsers(dest="keys_command", required=True)
+    create = key_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--tokens", type=int, default=0)
+    create.add_argument("--models", default=None, help="comma-separated allow-list")
+    create.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
+    create.add_argument("--max-jobs", type=int, default=None, help="concurrent jobs")
+    key_sub.add_parser("list")
+    revoke = key_sub.add_parser("revoke")
+    revoke.add_argument("id")
+    credit = key_sub.add_parser("credit")
+    credit.add_argument("id")
+    credit.add_argument("tokens", type=int)
+    credit.add_argument("--note", default=None)
+    return parser
+
+
+KEY_COMMANDS = {"create": _keys_create, "list": _keys_list, "revoke": _keys_revoke, "credit": _keys_credit}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        if args.command == "serve":
+            anyio.run(_serve, _settings_for(args.host, args.port), args.host, args.port)
+        elif args.command == "demo":
+            anyio.run(_demo, args.host, args.port, args.simulator_port or args.port + 1)
+        elif args.command == "simulator":
+            from providers.simulator import serve
+
+            settings = Settings()
+            speed = args.speed if args.speed is not None else settings.simulator.speed
+            anyio.run(serve, args.host, args.port, speed, settings.data_dir / "simulator")
+        else:
+            anyio.run(KEY_COMMANDS[args.keys_command], Settings(), args)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""A job's creation (validate, route, price, debit, start) and its public JSON shape."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import auth
+from gateway.catalog import Catalog, validate_options
+from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
+from gateway.events import Event, EventHub
+from gateway.files import ResultStore
+from gateway.registry import Registry
+from gateway.runner import Runner
+from gateway.settings import Settings
+from gateway.store import jobs as job_store
+from gateway.store.db import Database
+from gateway.store.jobs import Idempotency, Job, NewJob
+from gateway.store.keys import ApiKey
+from gateway.webhooks import check_callback_url
+from providers.base import OptionError, Task
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use; built once by the app's lifespan."""
+
+    settings: Settings
+    db: Database
+    hub: EventHub
+    catalog: Catalog
+    registry: Registry
+    results: ResultStore
+    runner: Runner
+    stream_secret: bytes
+
+
+def body_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+async def create_job(
+    svc: Services, key: ApiKey, body: Any, idempotency_key: str | None = None
+) -> tuple[Job, Event | None]:
+    """Validate and price the request, debit it with the job in one transaction, and start it.
+
+    Every refusal is raised before the debit. An idempotent replay returns the earlier job and None.
+    """
+    request = svc.catalog.validate(body)
+    if key.models is not None and request.model not in key.models:
+        raise ModelNotAllowed(f"This key may not use model {request.model!r}.", model=request.model)
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+        raise InvalidRequest("The Idempotency-Key header must be 1 to 255 characters.")
+    if request.callback_url:
+        check_callback_url(request.callback_url, allow_private=svc.settings.allow_private_callbacks)
+    route = svc.registry.route(request.model)
+    options = request.options
+    if route.model != request.model:
+        options = _options_for_fallback(svc.catalog, route.model, options)
+    task = Task(
+        job_id="",
+        model=route.model,
+        prompt=request.prompt,
+        style=request.style,
+        style_label=request.style_label,
+        options=options,
+        params=svc.settings.models[route.model].upstream,
+    )
+    try:
+        prepared = route.upstream.adapter.prepare(task)
+    except OptionError as exc:
+        raise InvalidOption(exc.message, option=exc.option) from exc
+    new = NewJob(
+        key_id=key.id,
+        model=request.model,
+        served_model=route.model,
+        provider=route.upstream.name,
+        prompt=request.prompt,
+        effective_prompt=prepared.prompt,
+        style=request.style,
+        options=dict(prepared.options),
+        cost=svc.catalog.price(request.model, request.options),  # always the requested model's price
+        callback_url=request.callback_url,
+        extra_first_event={"served_by": route.model} if route.model != request.model else {},
+    )
+    idempotency = Idempotency(idempotency_key, body_hash(body)) if idempotency_key else None
+    limit = key.max_concurrent_jobs or svc.settings.default_max_concurrent_jobs
+    job, first = await job_store.create(svc.db, new, idempotency=idempotency, max_concurrent_jobs=limit)
+    if first is not None:
+        svc.hub.publish(first)
+        svc.runner.start(job)
+    return job, first
+
+
+def _options_for_fallback(catalog: Catalog, model_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Carry over the options the fallback model also takes; its defaults fill the rest."""
+    specs = catalog.model(model_id).options
+    kept = {name: value for name, value in options.items() if name in specs}
+    try:
+        return validate_options(model_id, specs, kept)
+    except InvalidOption:
+        return validate_options(model_id, specs, {})
+
+
+def job_object(svc: Services, job: Job) -> dict[str, Any]:
+    base = svc.settings.public_url.rstrip("/")
+    token = auth.stream_token(svc.stream_secret, job.id, svc.settings.stream_token_ttl_seconds)
+    return {
+        "id": job.id,
+        "model": job.model,
+        "prompt": job.prompt,
+        "effective_prompt": job.effective_prompt,
+        "style": job.style,
+        "options": job.options,
+        "status": job.status,
+        "progress": job.progress,
+        "cost": job.cost,
+        "refunded": job.refunded,
+        "url": job.url,
+        "urls": job.urls,
+        "content_type": job.content_type,
+        "error": job.error,
+        "error_code": job.error_code,
+        "served_by": job.served_model,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "completed_at": job.completed_at,
+        "expires_at": job.expires_at,
+        "status_url": f"{base}/api/generations/{job.id}",
+        "events_url": f"{base}/api/generations/{job.id}/events?token={token}",
+    }

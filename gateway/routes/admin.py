@@ -1,0 +1,132 @@
+"""The operators' key API: create, list, read, update, revoke, credit. Takes the admin token only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway import auth
+from gateway.errors import InvalidRequest, NotFound
+from gateway.routes.common import read_json, services
+from gateway.store import keys, ledger
+from gateway.store.keys import ApiKey
+
+
+def _int_or_none(body: dict[str, Any], name: str, *, minimum: int = 0) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidRequest(f"`{name}` must be an integer of at least {minimum}, or null.")
+    return value
+
+
+def _models(request: Request, body: dict[str, Any]) -> list[str] | None:
+    models = body.get("models")
+    if models is None:
+        return None
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InvalidRequest("`models` must be null or a list of model ids.")
+    unknown = [m for m in models if m not in services(request).settings.models]
+    if unknown:
+        raise InvalidRequest(f"Unknown model {unknown[0]!r} in `models`.")
+    return models
+
+
+async def _object_body(request: Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+async def _key(request: Request) -> ApiKey:
+    key = await keys.get(services(request).db, request.path_params["key_id"])
+    if key is None:
+        raise NotFound("No such API key.")
+    return key
+
+
+async def create_key(request: Request) -> Response:
+    auth.require_admin(request)
+    body = await _object_body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest("`name` is required.")
+    tokens = _int_or_none(body, "tokens") or 0
+    plain = keys.new_plain_key()
+    record = await keys.create(
+        services(request).db,
+        key_hash=auth.hash_key(plain),
+        prefix=auth.display_prefix(plain),
+        name=name.strip(),
+        tokens=tokens,
+        models=_models(request, body),
+        rate_limit_per_minute=_int_or_none(body, "rate_limit_per_minute", minimum=1),
+        max_concurrent_jobs=_int_or_none(body, "max_concurrent_jobs", minimum=1),
+    )
+    return JSONResponse({"key": plain, **record.public()}, status_code=201)
+
+
+async def list_keys(request: Request) -> Response:
+    auth.require_admin(request)
+    return JSONResponse({"items": [k.public() for k in await keys.list_all(services(request).db)]})
+
+
+async def get_key(request: Request) -> Response:
+    auth.require_admin(request)
+    return JSONResponse((await _key(request)).public())
+
+
+async def update_key(request: Request) -> Response:
+    auth.require_admin(request)
+    await _key(request)
+    body = await _object_body(request)
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        if not isinstance(body["name"], str) or not body["name"].strip():
+            raise InvalidRequest("`name` must be a non-empty string.")
+        changes["name"] = body["name"].strip()
+    if "models" in body:
+        changes["models"] = _models(request, body)
+    for field in ("rate_limit_per_minute", "max_concurrent_jobs"):
+        if field in body:
+            changes[field] = _int_or_none(body, field, minimum=1)
+    updated = await keys.update(services(request).db, request.path_params["key_id"], changes)
+    assert updated is not None
+    return JSONResponse(updated.public())
+
+
+async def revoke_key(request: Request) -> Response:
+    auth.require_admin(request)
+    await _key(request)
+    revoked = await keys.revoke(services(request).db, request.path_params["key_id"])
+    assert revoked is not None
+    return JSONResponse(revoked.public())
+
+
+async def credit_key(request: Request) -> Response:
+    auth.require_admin(request)
+    key = await _key(request)
+    body = await _object_body(request)
+    tokens = body.get("tokens")
+    if isinstance(tokens, bool) or not isinstance(tokens, int):
+        raise InvalidRequest("`tokens` must be an integer (negative to take tokens away).")
+    note = body.get("note")
+    if note is not None and not isinstance(note, str):
+        raise InvalidRequest("`note` must be a string.")
+    balance = await ledger.credit(services(request).db, key.id, tokens, note)
+    return JSONResponse({"id": key.id, "token_balance": balance})
+
+
+routes = [
+    Route("/admin/keys", create_key, methods=["POST"]),
+    Route("/admin/keys", list_keys, methods=["GET"]),
+    Route("/admin/keys/{key_id}", get_key, methods=["GET"]),
+    Route("/admin/keys/{key_id}", update_key, methods=["PATCH"]),
+    Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+    Route("/admin/keys/{key_id}/credit", credit_key, methods=["POST"]),
+]

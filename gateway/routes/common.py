@@ -1,0 +1,62 @@
+"""What every handler shares: the services, authentication with rate-limit headers, JSON bodies, paging."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.auth import require_key
+from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.jobs import Services
+from gateway.ratelimit import RateLimiter
+from gateway.store.keys import ApiKey
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def authenticate(request: Request, *, creating: bool = False) -> ApiKey:
+    """The caller's key; `creating` counts the request against the key's per-minute rate."""
+    key = await require_key(request)
+    limiter: RateLimiter = request.app.state.limiter
+    if creating:
+        request.state.rate_headers = limiter.hit(key.id, key.rate_limit_per_minute)
+    else:
+        request.state.rate_headers = limiter.headers(key.id, key.rate_limit_per_minute)
+    return key
+
+
+async def read_json(request: Request) -> Any:
+    """The body as JSON: 415 unless application/json, 413 over the limit, 400 when malformed."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType("The body must be JSON, sent with Content-Type: application/json.")
+    limit: int = services(request).settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is over the {limit}-byte limit.", limit=limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is over the {limit}-byte limit.", limit=limit)
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"The body is not valid JSON: {exc}.") from exc
+
+
+def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:
+    params = request.query_params
+    limit_text, offset_text = params.get("limit", str(default_limit)), params.get("offset", "0")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
+        raise InvalidRequest(f"`limit` must be an integer from 1 to {max_limit}.")
+    if not offset_text.isdigit():
+        raise InvalidRequest("`offset` must be a non-negative integer.")
+    return int(limit_text), int(offset_text)

@@ -1,0 +1,64 @@
+"""Creating jobs: POST /api/generate (an SSE stream), POST /api/generations (202), POST /api/quote."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.errors import ModelNotAllowed
+from gateway.jobs import create_job, job_object
+from gateway.routes.common import authenticate, read_json, services
+from gateway.store import ledger
+from gateway.streams import sse_response
+
+
+async def generate(request: Request) -> Response:
+    key = await authenticate(request, creating=True)
+    body = await read_json(request)
+    svc = services(request)
+    job, first = await create_job(svc, key, body, request.headers.get("idempotency-key"))
+    # An idempotent replay (first is None) streams the earlier job from its first event.
+    return sse_response(
+        svc.db,
+        svc.hub,
+        job.id,
+        heartbeat=svc.settings.heartbeat_seconds,
+        retry_ms=svc.settings.sse_retry_ms,
+        first=first,
+    )
+
+
+async def create_generation(request: Request) -> Response:
+    key = await authenticate(request, creating=True)
+    body = await read_json(request)
+    svc = services(request)
+    job, _ = await create_job(svc, key, body, request.headers.get("idempotency-key"))
+    return JSONResponse(job_object(svc, job), status_code=202)
+
+
+async def quote(request: Request) -> Response:
+    key = await authenticate(request)
+    body = await read_json(request)
+    svc = services(request)
+    generation = svc.catalog.validate(body)
+    if key.models is not None and generation.model not in key.models:
+        raise ModelNotAllowed(f"This key may not use model {generation.model!r}.", model=generation.model)
+    cost = svc.catalog.price(generation.model, generation.options)
+    balance = await ledger.balance(svc.db, key.id)
+    return JSONResponse(
+        {
+            "model": generation.model,
+            "cost": cost,
+            "balance": balance,
+            "sufficient": balance >= cost,
+            "available": svc.registry.available(generation.model),
+        }
+    )
+
+
+routes = [
+    Route("/api/generate", generate, methods=["POST"]),
+    Route("/api/generations", create_generation, methods=["POST"]),
+    Route("/api/quote", quote, methods=["POST"]),
+]

@@ -1,0 +1,104 @@
+"""Reading and steering jobs: get, list, cancel, and the resumable event stream."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway import auth
+from gateway.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
+from gateway.jobs import job_object
+from gateway.routes.common import authenticate, paging, services
+from gateway.store import jobs as job_store
+from gateway.store.jobs import TERMINAL, UNFINISHED, Job
+from gateway.streams import sse_response
+
+STATUSES = (*UNFINISHED, *TERMINAL)
+
+
+async def _own_job(request: Request) -> Job:
+    key = await authenticate(request)
+    job = await job_store.get(services(request).db, request.path_params["job_id"], key.id)
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+async def get_generation(request: Request) -> Response:
+    return JSONResponse(job_object(services(request), await _own_job(request)))
+
+
+async def list_generations(request: Request) -> Response:
+    key = await authenticate(request)
+    limit, offset = paging(request)
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"`status` must be one of {', '.join(STATUSES)}.")
+    svc = services(request)
+    items, total = await job_store.page(svc.db, key.id, status=status, limit=limit, offset=offset)
+    return JSONResponse(
+        {"items": [job_object(svc, j) for j in items], "total": total, "limit": limit, "offset": offset}
+    )
+
+
+async def cancel_generation(request: Request) -> Response:
+    job = await _own_job(request)
+    svc = services(request)
+    if job.finished:
+        raise AlreadyFinished(f"The job already finished ({job.status}).", job_status=job.status)
+    event = {"status": "Canceled", "job_id": job.id, "refunded": True}
+    recorded = await job_store.finish(
+        svc.db,
+        job.id,
+        "canceled",
+        {"error": "Canceled by the client.", "error_code": "canceled"},
+        event,
+        refund=True,
+    )
+    if recorded is None:  # the runner finished it a moment ago
+        latest = await job_store.get(svc.db, job.id)
+        raise AlreadyFinished("The job already finished.", job_status=latest.status if latest else None)
+    svc.hub.publish(recorded)
+    await svc.runner.stop_job(job)
+    await svc.runner.notify_finished(job.id)
+    latest = await job_store.get(svc.db, job.id)
+    assert latest is not None
+    return JSONResponse(job_object(svc, latest))
+
+
+async def job_events(request: Request) -> Response:
+    svc = services(request)
+    job_id = request.path_params["job_id"]
+    token = request.query_params.get("token")
+    if auth.bearer(request) is not None or token is None:
+        job = await _own_job(request)
+    else:
+        if not auth.check_stream_token(svc.stream_secret, job_id, token):
+            raise Unauthorized("The stream token is invalid or has expired; ask for the job again.")
+        found = await job_store.get(svc.db, job_id)
+        if found is None:
+            raise NotFound("No such job.")
+        job = found
+    after_text = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
+    if not after_text.strip().isdigit():
+        raise InvalidRequest("Last-Event-ID must be a non-negative integer event id.")
+    after = int(after_text)
+    if job.finished and after >= job.last_event_id:
+        return Response(status_code=204)  # tells an EventSource to stop reconnecting
+    return sse_response(
+        svc.db,
+        svc.hub,
+        job.id,
+        after=after,
+        heartbeat=svc.settings.heartbeat_seconds,
+        retry_ms=svc.settings.sse_retry_ms,
+    )
+
+
+routes = [
+    Route("/api/generations", list_generations, methods=["GET"]),
+    Route("/api/generations/{job_id}", get_generation, methods=["GET"]),
+    Route("/api/generations/{job_id}/cancel", cancel_generation, methods=["POST"]),
+    Route("/api/generations/{job_id}/events", job_events, methods=["GET"]),
+]

@@ -1,0 +1,175 @@
+"""Settings: config.toml (path from GATEWAY_CONFIG) overridden by GATEWAY_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from providers.base import ProviderSettings, RetryPolicy
+
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+
+
+def config_path() -> Path:
+    """GATEWAY_CONFIG, else ./config.toml, else the config.toml shipped beside the packages."""
+    if env := os.environ.get("GATEWAY_CONFIG"):
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else SHIPPED_CONFIG
+
+
+class Style(BaseModel):
+    value: str
+    label: str
+
+
+class OptionSpec(BaseModel):
+    """One request option a model accepts: its type, allowed values or range, and default."""
+
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    choices: list[str | int | float] | None = None
+    min: float | None = None
+    max: float | None = None
+    default: str | int | float | bool | None = None
+    description: str = ""
+
+
+class Pricing(BaseModel):
+    """`base + per_second × (duration − base_seconds)` over a declared option (API.md §3)."""
+
+    base: int
+    per_second: int = 0
+    base_seconds: float = 0
+    option: str = "duration"
+
+
+class ModelConfig(BaseModel):
+    provider: str
+    kind: Literal["audio", "video", "image"]
+    cost: int = Field(ge=0)
+    pricing: Pricing | None = None
+    styles: list[Style] = []
+    options: dict[str, OptionSpec] = {}
+    fallbacks: list[str] = []
+    upstream: dict[str, Any] = {}
+    """Passed to the adapter as `Task.params` (upstream model name, endpoint path …)."""
+
+
+class ProviderConfig(BaseModel):
+    adapter: str
+    """`module:Class` of the adapter; adding a provider is one module plus this line."""
+    base_url: str
+    base_url_env: str | None = None
+    """An environment variable that, when set, overrides base_url (SUNO_API_URL, COMFYUI_URL)."""
+    credential_env: str | None = None
+    requires: list[str] = []
+    """Environment variables that must be set for the provider to be configured."""
+    poll_interval: float = 2.0
+    timeout: float = 30.0
+    deadline_seconds: float = 900.0
+    max_in_flight: int = 8
+    passthrough: bool = False
+    """Hand out upstream result URLs as they are instead of mirroring them."""
+    retry: RetryPolicy = RetryPolicy()
+    circuit_failures: int = 5
+    circuit_cooldown_seconds: float = 60.0
+    extra: dict[str, Any] = {}
+
+
+class SimulatorConfig(BaseModel):
+    speed: float = Field(default=1.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Path("data")
+    admin_token: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    url_signing_key: str | None = None
+    webhook_secret: str | None = None
+    stream_token_secret: str | None = None
+    demo: bool = False
+    max_body_bytes: int = 1024 * 1024
+    max_prompt_chars: int = 2000
+    heartbeat_seconds: float = 15.0
+    sse_retry_ms: int | None = None
+    stream_token_ttl_seconds: int = 3600
+    result_ttl_seconds: int = 24 * 3600
+    max_result_bytes: int = 512 * 1024 * 1024
+    idempotency_ttl_seconds: int = 24 * 3600
+    allow_private_callbacks: bool = False
+    webhook_max_attempts: int = 5
+    default_rate_limit_per_minute: int = 60
+    default_max_concurrent_jobs: int = 10
+    simulator: SimulatorConfig = SimulatorConfig()
+    providers: dict[str, ProviderConfig] = {}
+    models: dict[str, ModelConfig] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_path()))
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gateway.sqlite3"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    def secret(self, name: Literal["url_signing_key", "webhook_secret", "stream_token_secret"]) -> bytes:
+        """A configured secret, or one generated once into the data dir and reused after."""
+        configured: str | None = getattr(self, name)
+        if configured:
+            return configured.encode()
+        path = self.data_dir / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip().encode()
+
+    def provider_configured(self, name: str) -> bool:
+        if self.demo:
+            return True
+        return all(os.environ.get(var) for var in self.providers[name].requires)
+
+    def provider_settings(self, name: str) -> ProviderSettings:
+        cfg = self.providers[name]
+        base_url = cfg.base_url
+        if cfg.base_url_env and os.environ.get(cfg.base_url_env):
+            base_url = os.environ[cfg.base_url_env]
+        api_key = os.environ.get(cfg.credential_env) if cfg.credential_env else None
+        if self.demo and not api_key:
+            api_key = "demo-key"  # the simulator checks that a credential is sent, not which
+        return ProviderSettings(
+            name=name,
+            base_url=base_url,
+            api_key=api_key,
+            poll_interval=cfg.poll_interval,
+            timeout=cfg.timeout,
+            retry=cfg.retry,
+            extra=cfg.extra,
+        )

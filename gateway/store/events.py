@@ -1,0 +1,34 @@
+"""The durable event log: events numbered 1, 2, 3 … per job, the same numbers on every replay."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiosqlite
+
+from gateway.events import Event
+from gateway.store.db import Database, fetchone, iso, now
+
+
+async def append(conn: aiosqlite.Connection, job_id: str, data: dict[str, Any]) -> Event:
+    """Number and store one event inside the caller's transaction."""
+    row = await fetchone(
+        conn,
+        "UPDATE jobs SET last_event_id = last_event_id + 1 WHERE id = ? RETURNING last_event_id",
+        (job_id,),
+    )
+    assert row is not None, f"no job {job_id}"
+    event = Event(job_id, int(row[0]), data)
+    await conn.execute(
+        "INSERT INTO job_events (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
+        (job_id, event.seq, event.json(), iso(now())),
+    )
+    return event
+
+
+async def after(db: Database, job_id: str, seq: int) -> list[Event]:
+    rows = await db.fetchall(
+        "SELECT seq, data FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, seq)
+    )
+    return [Event(job_id, int(r["seq"]), json.loads(r["data"])) for r in rows]

@@ -1,0 +1,290 @@
+"""Jobs: create with an atomic debit, record progress, finish (with at most one refund), read and page."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
+from gateway.events import Event
+from gateway.store import events
+from gateway.store.db import Database, fetchone, iso, now
+from gateway.store.ledger import append_entry
+
+UNFINISHED = ("queued", "processing")
+TERMINAL = ("completed", "failed", "canceled")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    key_id: str
+    model: str
+    served_model: str
+    provider: str
+    prompt: str
+    effective_prompt: str
+    style: str | None
+    options: dict[str, Any]
+    callback_url: str | None
+    status: str
+    progress: int | None
+    cost: int
+    refunded: bool
+    url: str | None
+    urls: list[str] | None
+    content_type: str | None
+    error: str | None
+    error_code: str | None
+    upstream_id: str | None
+    last_event_id: int
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+    expires_at: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class NewJob:
+    key_id: str
+    model: str
+    served_model: str
+    provider: str
+    prompt: str
+    effective_prompt: str
+    style: str | None
+    options: dict[str, Any]
+    cost: int
+    callback_url: str | None = None
+    extra_first_event: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    body_hash: str
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_urlsafe(18)  # 144 random bits
+
+
+def _row_to_job(row: aiosqlite.Row) -> Job:
+    return Job(
+        id=row["id"],
+        key_id=row["key_id"],
+        model=row["model"],
+        served_model=row["served_model"],
+        provider=row["provider"],
+        prompt=row["prompt"],
+        effective_prompt=row["effective_prompt"],
+        style=row["style"],
+        options=json.loads(row["options"]),
+        callback_url=row["callback_url"],
+        status=row["status"],
+        progress=row["progress"],
+        cost=row["cost"],
+        refunded=bool(row["refunded"]),
+        url=row["url"],
+        urls=json.loads(row["urls"]) if row["urls"] else None,
+        content_type=row["content_type"],
+        error=row["error"],
+        error_code=row["error_code"],
+        upstream_id=row["upstream_id"],
+        last_event_id=row["last_event_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+async def _get_in(conn: aiosqlite.Connection, job_id: str) -> Job:
+    row = await fetchone(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+    assert row is not None, f"no job {job_id}"
+    return _row_to_job(row)
+
+
+async def create(
+    db: Database,
+    new: NewJob,
+    *,
+    idempotency: Idempotency | None = None,
+    max_concurrent_jobs: int | None = None,
+) -> tuple[Job, Event | None]:
+    """Debit the price and create the job with its first event, all in one transaction.
+
+    Returns the job and its `Processing started` event; an idempotent replay returns the earlier job
+    and None (nothing is debited again).
+    """
+    async with db.transaction() as conn:
+        if idempotency is not None:
+            seen = await fetchone(
+                conn,
+                "SELECT body_hash, job_id FROM idempotency WHERE key_id = ? AND idem_key = ?",
+                (new.key_id, idempotency.key),
+            )
+            if seen is not None:
+                if seen["body_hash"] != idempotency.body_hash:
+                    raise IdempotencyConflict(
+                        "This Idempotency-Key was already used with a different request body."
+                    )
+                return await _get_in(conn, seen["job_id"]), None
+        if max_concurrent_jobs is not None:
+            running = await fetchone(
+                conn,
+                "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
+                (new.key_id,),
+            )
+            if running is not None and int(running[0]) >= max_concurrent_jobs:
+                raise TooManyJobs(
+                    f"This key already has {max_concurrent_jobs} jobs running; wait for one to finish.",
+                    retry_after=5,
+                )
+        job_id = new_job_id()
+        created = iso(now())
+        await conn.execute(
+            "INSERT INTO jobs (id, key_id, model, served_model, provider, prompt, effective_prompt, style,"
+            " options, callback_url, status, cost, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (
+                job_id,
+                new.key_id,
+                new.model,
+                new.served_model,
+                new.provider,
+                new.prompt,
+                new.effective_prompt,
+                new.style,
+                json.dumps(new.options),
+                new.callback_url,
+                new.cost,
+                created,
+                created,
+            ),
+        )
+        balance = await append_entry(conn, new.key_id, -new.cost, "debit", job_id=job_id)
+        if balance is None:
+            current = await fetchone(conn, "SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
+            raise InsufficientTokens(new.cost, int(current[0]) if current else 0)
+        first = await events.append(
+            conn,
+            job_id,
+            {
+                "status": "Processing started",
+                "job_id": job_id,
+                "model": new.model,
+                "cost": new.cost,
+                "balance": balance,
+                **new.extra_first_event,
+            },
+        )
+        if idempotency is not None:
+            await conn.execute(
+                "INSERT INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (new.key_id, idempotency.key, idempotency.body_hash, job_id, created),
+            )
+        return await _get_in(conn, job_id), first
+
+
+def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
+    columns = []
+    values: list[Any] = []
+    for column, value in changes.items():
+        columns.append(f"{column} = ?")
+        values.append(json.dumps(value) if column == "urls" and value is not None else value)
+    return ", ".join(columns), values
+
+
+async def record(
+    db: Database, job_id: str, changes: dict[str, Any], event: dict[str, Any] | None = None
+) -> Event | None:
+    """Update an unfinished job and append its event atomically; None when the job already finished."""
+    changes = {**changes, "updated_at": iso(now())}
+    sets, values = _assignments(changes)
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ('queued', 'processing')", (*values, job_id)
+        )
+        if cur.rowcount == 0:
+            return None
+        return await events.append(conn, job_id, event) if event is not None else None
+
+
+async def finish(
+    db: Database,
+    job_id: str,
+    status: str,
+    changes: dict[str, Any],
+    event: dict[str, Any],
+    *,
+    refund: bool,
+) -> Event | None:
+    """Move an unfinished job to a terminal status with its terminal event, refunding when asked.
+
+    Exactly one caller wins: the runner finishing and a user cancelling race on the status guard,
+    and the ledger's unique index allows one refund per job whatever the code does.
+    """
+    stamp = iso(now())
+    changes = {**changes, "status": status, "updated_at": stamp, "completed_at": stamp}
+    if refund:
+        changes["refunded"] = 1
+    sets, values = _assignments(changes)
+    async with db.transaction() as conn:
+        row = await fetchone(
+            conn,
+            f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ('queued', 'processing')"
+            " RETURNING key_id, cost",
+            (*values, job_id),
+        )
+        if row is None:
+            return None
+        if refund and row["cost"]:
+            await append_entry(conn, row["key_id"], int(row["cost"]), "refund", job_id=job_id)
+        return await events.append(conn, job_id, event)
+
+
+async def get(db: Database, job_id: str, key_id: str | None = None) -> Job | None:
+    if key_id is None:
+        row = await db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    else:
+        row = await db.fetchone("SELECT * FROM jobs WHERE id = ? AND key_id = ?", (job_id, key_id))
+    return _row_to_job(row) if row else None
+
+
+async def page(
+    db: Database, key_id: str, *, status: str | None, limit: int, offset: int
+) -> tuple[list[Job], int]:
+    where, params = "key_id = ?", [key_id]
+    if status:
+        where += " AND status = ?"
+        params.append(status)
+    rows = await db.fetchall(
+        f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    total = await db.fetchone(f"SELECT COUNT(*) FROM jobs WHERE {where}", params)
+    return [_row_to_job(r) for r in rows], int(total[0]) if total else 0
+
+
+async def unfinished(db: Database) -> list[Job]:
+    rows = await db.fetchall(
+        "SELECT * FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at"
+    )
+    return [_row_to_job(r) for r in rows]
+
+
+async def count_unfinished(db: Database, key_id: str) -> int:
+    row = await db.fetchone(
+        "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')", (key_id,)
+    )
+    return int(row[0]) if row else 0

@@ -1,0 +1,77 @@
+"""The ledger: every change of a key's balance is one row, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import aiosqlite
+
+from gateway.errors import InvalidRequest, NotFound
+from gateway.store.db import Database, fetchone, iso, now
+
+Reason = Literal["debit", "refund", "credit", "adjust"]
+
+
+async def append_entry(
+    conn: aiosqlite.Connection,
+    key_id: str,
+    delta: int,
+    reason: Reason,
+    *,
+    job_id: str | None = None,
+    note: str | None = None,
+) -> int | None:
+    """Apply `delta` to the balance and record it; None when the balance would go below zero.
+
+    One conditional UPDATE decides, so concurrent writers can never overspend.
+    """
+    row = await fetchone(
+        conn,
+        "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 RETURNING balance",
+        (delta, key_id, delta),
+    )
+    if row is None:
+        return None
+    balance = int(row[0])
+    await conn.execute(
+        "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (key_id, delta, reason, job_id, balance, note, iso(now())),
+    )
+    return balance
+
+
+async def credit(db: Database, key_id: str, tokens: int, note: str | None = None) -> int:
+    """An operator's credit (or, with a negative amount, an adjustment that may not go below zero)."""
+    async with db.transaction() as conn:
+        exists = await fetchone(conn, "SELECT balance FROM api_keys WHERE id = ?", (key_id,))
+        if exists is None:
+            raise NotFound(f"No API key {key_id}.")
+        reason: Reason = "credit" if tokens >= 0 else "adjust"
+        balance = await append_entry(conn, key_id, tokens, reason, note=note)
+        if balance is None:
+            raise InvalidRequest(
+                f"A change of {tokens} would take the balance ({exists[0]}) below zero.",
+                balance=int(exists[0]),
+            )
+        return balance
+
+
+async def balance(db: Database, key_id: str) -> int:
+    row = await db.fetchone("SELECT balance FROM api_keys WHERE id = ?", (key_id,))
+    return int(row[0]) if row else 0
+
+
+async def page(db: Database, key_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    rows = await db.fetchall(
+        "SELECT id, delta, reason, job_id, balance_after, note, created_at FROM ledger"
+        " WHERE key_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+        (key_id, limit, offset),
+    )
+    total = await db.fetchone("SELECT COUNT(*) FROM ledger WHERE key_id = ?", (key_id,))
+    return [dict(r) for r in rows], int(total[0]) if total else 0
+
+
+async def total(db: Database, key_id: str) -> int:
+    row = await db.fetchone("SELECT COALESCE(SUM(delta), 0) FROM ledger WHERE key_id = ?", (key_id,))
+    return int(row[0]) if row else 0

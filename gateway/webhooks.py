@@ -1,0 +1,134 @@
+"""Webhooks: callback URL checks, and signed deliveries of the terminal job object, retried with backoff."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from gateway.errors import InvalidRequest
+from gateway.store import webhooks as delivery_store
+from gateway.store.db import Database
+from gateway.store.jobs import Job
+
+log = logging.getLogger("gateway.webhooks")
+
+BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
+
+
+def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+    )
+
+
+def check_callback_url(url: str, *, allow_private: bool) -> None:
+    """http(s) only; loopback and private addresses refused unless the operator allows them."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest("`callback_url` must be an absolute http(s) URL.", field="callback_url")
+    if allow_private:
+        return
+    host = parts.hostname.lower()
+    if host == "localhost" or host.endswith(BLOCKED_SUFFIXES):
+        raise InvalidRequest("`callback_url` may not point at a local host.", field="callback_url")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return  # a name: resolved and checked again at delivery time
+    if _private(address):
+        raise InvalidRequest(
+            "`callback_url` may not point at a loopback or private address.", field="callback_url"
+        )
+
+
+def signature_header(secret: bytes, body: bytes, timestamp: int) -> str:
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(secret: bytes, body: bytes, header: str, tolerance: int = 300) -> bool:
+    """What a receiver does: recompute the HMAC over `<t>.<body>` and compare; reject stale stamps."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    if not fields.get("t", "").isdigit() or "v1" not in fields:
+        return False
+    timestamp = int(fields["t"])
+    expected = signature_header(secret, body, timestamp).split("v1=")[1]
+    return hmac.compare_digest(expected, fields["v1"]) and abs(time.time() - timestamp) <= tolerance
+
+
+class Webhooks:
+    def __init__(
+        self,
+        db: Database,
+        secret: bytes,
+        job_object: Callable[[Job], dict[str, Any]],
+        *,
+        allow_private: bool,
+        max_attempts: int = 5,
+        base_delay: float = 2.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.db = db
+        self.secret = secret
+        self.job_object = job_object
+        self.allow_private = allow_private
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def deliver(self, job: Job) -> bool:
+        """POST the terminal job object until a 2xx or the tries run out. Never affects the job."""
+        if not job.callback_url:
+            return False
+        await delivery_store.begin(self.db, job.id, job.callback_url)
+        body = json.dumps(self.job_object(job), separators=(",", ":")).encode()
+        for attempt in range(1, self.max_attempts + 1):
+            error = await self._attempt(job.callback_url, body)
+            await delivery_store.record_attempt(self.db, job.id, error)
+            if error is None:
+                return True
+            log.warning("webhook for %s, attempt %d: %s", job.id, attempt, error)
+            if attempt < self.max_attempts:
+                await anyio.sleep(self.base_delay * 2 ** (attempt - 1))
+        return False
+
+    async def _attempt(self, url: str, body: bytes) -> str | None:
+        if not self.allow_private and await self._resolves_private(url):
+            return "the callback host resolves to a private address"
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "media-gateway-webhooks/1",
+            "X-Gateway-Signature": signature_header(self.secret, body, int(time.time())),
+        }
+        try:
+            response = await self.http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}"
+        return None if response.is_success else f"answered {response.status_code}"
+
+    @staticmethod
+    async def _resolves_private(url: str) -> bool:
+        host = urlsplit(url).hostname or ""
+        try:
+            infos = await anyio.getaddrinfo(host, None)
+        except OSError:
+            return False  # unresolvable: the POST itself will fail and be retried
+        return any(_private(ipaddress.ip_address(info[4][0])) for info in infos)
