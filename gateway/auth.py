@@ -9,7 +9,7 @@ import time
 
 from starlette.requests import Request
 
-from gateway.errors import NotFound, Unauthorized
+from gateway.errors import Forbidden, NotFound, Unauthorized
 from gateway.store import keys
 from gateway.store.db import Database
 from gateway.store.keys import ApiKey
@@ -37,7 +37,7 @@ async def require_key(request: Request) -> ApiKey:
     plain = bearer(request)
     if plain is None:
         raise Unauthorized()
-    db: Database = request.app.state.db
+    db: Database = request.app.state.services.db
     key = await keys.find_active_by_hash(db, hash_key(plain))
     if key is None:
         raise Unauthorized("The API key is unknown or revoked.")
@@ -46,13 +46,15 @@ async def require_key(request: Request) -> ApiKey:
 
 
 def require_admin(request: Request) -> None:
-    """Admin endpoints answer 404 when no admin token is configured, 401 for any other credential."""
-    configured: str | None = request.app.state.settings.admin_token
+    """Admin endpoints: 404 when no admin token is configured, 401 without a Bearer, 403 with another."""
+    configured: str | None = request.app.state.services.settings.admin_token
     if not configured:
         raise NotFound(f"Nothing is served at {request.url.path}.")
     given = bearer(request)
-    if given is None or not hmac.compare_digest(given.encode(), configured.encode()):
+    if given is None:
         raise Unauthorized("This endpoint takes the admin token: Authorization: Bearer <admin token>.")
+    if not hmac.compare_digest(given.encode(), configured.encode()):
+        raise Forbidden("This endpoint takes the admin token, not an API key.")
 
 
 # --- stream tokens: `?token=` on an events URL, so a browser's EventSource never holds the API key ---

@@ -48,15 +48,15 @@ def sse_response(
 ) -> EventSourceResponse:
     """`first`, when given, is sent at once (it was just recorded) and the rest follows it."""
 
-    async def body() -> AsyncIterator[str]:
+    async def body() -> AsyncIterator[bytes]:
         start = after
         if first is not None and first.seq > after:
-            yield first.sse(retry_ms)
+            yield first.sse(retry_ms).encode()
             start = first.seq
             if first.terminal:
                 return
         async for event in follow(db, hub, job_id, start):
-            yield event.sse(retry_ms)
+            yield event.sse(retry_ms).encode()
 
     return EventSourceResponse(
         body(),

@@ -1,0 +1,104 @@
+"""Shared fixtures: settings on a temporary data dir, the app over ASGI, keys with tokens."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+ADMIN = "admin-test-token"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's GATEWAY_* variables or provider credentials."""
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_") or name in (
+            "SUNO_API_URL",
+            "SUNO_API_KEY",
+            "LUMAAI_API_KEY",
+            "FAL_KEY",
+            "RUNWAYML_API_SECRET",
+            "COMFYUI_URL",
+        ):
+            monkeypatch.delenv(name)
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """The shipped config.toml plus a scripted provider (`echo` model, passthrough results)."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_token": ADMIN,
+        "public_url": "http://testserver",
+        "heartbeat_seconds": 1,
+        "providers": {
+            "scripted": {
+                "adapter": "tests.fakes:ScriptedProvider",
+                "base_url": "http://scripted.invalid",
+                "passthrough": True,
+                "poll_interval": 0,
+                "circuit_failures": 3,
+                "circuit_cooldown_seconds": 60,
+            }
+        },
+        "models": {
+            "echo": {"provider": "scripted", "kind": "audio", "cost": 10},
+            "echo-backup": {"provider": "scripted", "kind": "audio", "cost": 3},
+        },
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Harness:
+    app: Starlette
+    client: httpx.AsyncClient
+    settings: Settings
+
+    async def new_key(self, tokens: int = 100, **fields: Any) -> tuple[str, dict[str, Any]]:
+        response = await self.client.post(
+            "/admin/keys", json={"name": "test", "tokens": tokens, **fields}, headers=admin_headers()
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return body["key"], body
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN}"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    settings = make_settings(tmp_path)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Harness(app, client, settings)
+
+
+@pytest.fixture(autouse=True)
+def fresh_scripted_provider() -> None:
+    from tests import fakes
+
+    fakes.RELEASE.clear()

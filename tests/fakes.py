@@ -1,0 +1,61 @@
+"""A scripted in-process provider for gateway tests: the prompt says what the upstream does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+
+from providers.base import (
+    Failed,
+    Progress,
+    ProviderSettings,
+    Queued,
+    Sleep,
+    Submitted,
+    Succeeded,
+    Task,
+    Update,
+    UpstreamError,
+)
+
+# Tests hold a job mid-flight by putting "hold" in the prompt and releasing this event.
+RELEASE: dict[str, anyio.Event] = {}
+
+
+def release(name: str = "default") -> None:
+    RELEASE.setdefault(name, anyio.Event()).set()
+
+
+class ScriptedProvider:
+    """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release()."""
+
+    name = "scripted"
+
+    def __init__(self, settings: ProviderSettings, *, sleep: Sleep | None = None) -> None:
+        self.settings = settings
+        self.cancelled: list[str] = []
+
+    def prepare(self, task: Task) -> Task:
+        return task
+
+    async def run(self, task: Task) -> AsyncIterator[Update]:
+        if "unavailable" in task.prompt:
+            raise UpstreamError("upstream answered 503: overloaded", retryable=True, status=503)
+        yield Submitted(f"up-{task.job_id}")
+        yield Queued(position=2)
+        yield Progress(25, "dreaming")
+        if "hold" in task.prompt:
+            await RELEASE.setdefault("default", anyio.Event()).wait()
+        yield Progress(75)
+        if "fail" in task.prompt:
+            yield Failed("the upstream refused: content policy")
+            return
+        yield Succeeded([f"https://cdn.example/{task.job_id}.wav"], "audio/wav")
+
+    async def cancel(self, upstream_id: str) -> bool:
+        self.cancelled.append(upstream_id)
+        return True
+
+    async def aclose(self) -> None:
+        pass
