@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
         try:
             async with anyio.create_task_group() as tg:
                 runner.attach(tg)
+                tg.start_soon(results.sweep_forever, db, settings.sweep_interval_seconds)
 
                 async def deliver(job: job_store.Job) -> None:
                     if job.callback_url:

@@ -15,6 +15,8 @@ import anyio
 import httpx
 
 from gateway.errors import Expired, Forbidden, NotFound
+from gateway.store import jobs as job_store
+from gateway.store.db import Database, iso, now
 
 log = logging.getLogger("gateway.files")
 
@@ -117,6 +119,24 @@ class ResultStore:
                 return name, content_type
         except httpx.HTTPError as exc:
             raise MirrorError(f"fetching the result failed: {type(exc).__name__}") from exc
+
+    async def sweep(self, db: Database) -> int:
+        """Delete the results past their retention; their links already answer 410."""
+        deleted = 0
+        for job_id in await job_store.results_past(db, iso(now()) or ""):
+            await self.delete(job_id)
+            await job_store.mark_results_deleted(db, job_id)
+            deleted += 1
+        return deleted
+
+    async def sweep_forever(self, db: Database, every: float) -> None:
+        while True:
+            try:
+                if deleted := await self.sweep(db):
+                    log.info("deleted the results of %d expired jobs", deleted)
+            except Exception:
+                log.exception("the result sweep failed; trying again later")
+            await anyio.sleep(every)
 
     async def delete(self, job_id: str) -> None:
         folder = self.root / job_id

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     sse_retry_ms: int | None = None
     stream_token_ttl_seconds: int = 3600
     result_ttl_seconds: int = 24 * 3600
+    sweep_interval_seconds: float = 300.0
     max_result_bytes: int = 512 * 1024 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
     allow_private_callbacks: bool = False

@@ -288,3 +288,16 @@ async def count_unfinished(db: Database, key_id: str) -> int:
         "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')", (key_id,)
     )
     return int(row[0]) if row else 0
+
+
+async def results_past(db: Database, moment: str) -> list[str]:
+    """Completed jobs whose stored results are past their retention and not yet deleted."""
+    rows = await db.fetchall(
+        "SELECT id FROM jobs WHERE status = 'completed' AND files_deleted = 0 AND expires_at < ?", (moment,)
+    )
+    return [r["id"] for r in rows]
+
+
+async def mark_results_deleted(db: Database, job_id: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE jobs SET files_deleted = 1 WHERE id = ?", (job_id,))
