@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             lambda job: job_object(svc, job),
             allow_private=settings.allow_private_callbacks,
             max_attempts=settings.webhook_max_attempts,
+            base_delay=settings.webhook_backoff_seconds,
         )
         app.state.services = svc
         app.state.limiter = RateLimiter(settings.default_rate_limit_per_minute)

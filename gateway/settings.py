@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = 24 * 3600
     allow_private_callbacks: bool = False
     webhook_max_attempts: int = 5
+    webhook_backoff_seconds: float = 2.0
     default_rate_limit_per_minute: int = 60
     default_max_concurrent_jobs: int = 10
     simulator: SimulatorConfig = SimulatorConfig()

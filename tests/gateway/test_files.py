@@ -1,0 +1,72 @@
+"""Signed, expiring result links: 200 with the right type, Range → 206, 403 tampered, 410 expired, 404 gone."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import Harness
+from tests.gateway.test_generate import assert_error
+
+pytestmark = pytest.mark.anyio
+
+PAYLOAD = bytes(range(256)) * 40
+
+
+def stored(harness: Harness, job_id: str = "job_abc", name: str = "result-1.wav") -> None:
+    folder = harness.settings.files_dir / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(PAYLOAD)
+
+
+def link(harness: Harness, expires: int, job_id: str = "job_abc", name: str = "result-1.wav") -> str:
+    url: str = harness.app.state.services.results.signed_url(job_id, name, expires)
+    return url.removeprefix("http://testserver")
+
+
+async def test_download_and_range(harness: Harness) -> None:
+    stored(harness)
+    url = link(harness, int(time.time()) + 600)
+    response = await harness.client.get(url)
+    assert response.status_code == 200 and response.content == PAYLOAD
+    assert response.headers["content-type"] in ("audio/x-wav", "audio/wav")
+    assert "result-1.wav" in response.headers["content-disposition"]
+    assert response.headers["accept-ranges"] == "bytes"
+    ranged = await harness.client.get(url, headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.content == PAYLOAD[100:200]
+    assert ranged.headers["content-range"] == f"bytes 100-199/{len(PAYLOAD)}"
+    assert "authorization" not in {k.lower() for k in ranged.request.headers}
+
+
+async def test_tampered_expired_unknown(harness: Harness) -> None:
+    stored(harness)
+    url = link(harness, int(time.time()) + 600)
+    tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+    assert_error(await harness.client.get(tampered), 403, "forbidden")
+    assert_error(await harness.client.get(url.replace("expires=", "expires=1")), 403, "forbidden")
+    assert_error(await harness.client.get(url.split("?")[0]), 403, "forbidden")
+    assert_error(await harness.client.get(link(harness, int(time.time()) - 1)), 410, "expired")
+    assert_error(
+        await harness.client.get(link(harness, int(time.time()) + 600, name="result-9.wav")), 404, "not_found"
+    )
+
+
+async def test_sweep_deletes_results_past_retention(harness: Harness) -> None:
+    from gateway.store import jobs as job_store
+
+    svc = harness.app.state.services
+    key, _ = await harness.new_key(100)
+    response = await harness.client.post(
+        "/api/generations", json={"model": "echo", "prompt": "x"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    job_id = response.json()["id"]
+    stored(harness, job_id)
+    async with svc.db.transaction() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'completed', expires_at = '2000-01-01T00:00:00Z' WHERE id = ?",
+            (job_id,),
+        )
+    assert await svc.results.sweep(svc.db) == 1
+    assert not (harness.settings.files_dir / job_id).exists()
+    assert await job_store.results_past(svc.db, "2999-01-01T00:00:00Z") == []
