@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from gateway.catalog import Catalog
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.events import EventHub
 from gateway.files import ResultStore
 from gateway.jobs import Services, job_object
+from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.ratelimit import RateLimiter, RateLimitHeaders
 from gateway.registry import Registry
 from gateway.routes import account, admin, files, generate, generations, health
@@ -31,6 +33,7 @@ log = logging.getLogger("gateway")
 
 def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None = None) -> Starlette:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -38,14 +41,14 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
         db = Database(settings.db_path)
         await db.open()
         hub = EventHub()
-        registry = Registry(settings, sleep=upstream_sleep)
+        registry = Registry(settings, sleep=upstream_sleep, observer=metrics.observe_upstream)
         results = ResultStore(
             settings.files_dir,
             settings.secret("url_signing_key"),
             settings.public_url,
             max_bytes=settings.max_result_bytes,
         )
-        runner = Runner(db, hub, registry, results, settings)
+        runner = Runner(db, hub, registry, results, settings, on_finished=[metrics.record_job])
         svc = Services(
             settings=settings,
             db=db,
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             results=results,
             runner=runner,
             stream_secret=settings.secret("stream_token_secret"),
+            metrics=metrics,
         )
         webhooks = Webhooks(
             db,
@@ -92,8 +96,9 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
                 await results.aclose()
                 await db.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             *health.routes,
             *generate.routes,
             *generations.routes,
@@ -101,7 +106,9 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *admin.routes,
             *files.routes,
         ],
-        middleware=[Middleware(RateLimitHeaders)],
+        middleware=[Middleware(AccessLog), Middleware(RateLimitHeaders)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
+    return app

@@ -12,6 +12,7 @@ from gateway.catalog import Catalog, validate_options
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventHub
 from gateway.files import ResultStore
+from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.runner import Runner
 from gateway.settings import Settings
@@ -35,6 +36,7 @@ class Services:
     results: ResultStore
     runner: Runner
     stream_secret: bytes
+    metrics: Metrics
 
 
 def body_hash(body: Any) -> str:
@@ -89,6 +91,7 @@ async def create_job(
     limit = key.max_concurrent_jobs or svc.settings.default_max_concurrent_jobs
     job, first = await job_store.create(svc.db, new, idempotency=idempotency, max_concurrent_jobs=limit)
     if first is not None:
+        svc.metrics.tokens_debited.inc(job.cost)
         svc.hub.publish(first)
         svc.runner.start(job)
     return job, first

@@ -11,7 +11,7 @@ from gateway.capacity import CapacityGate
 from gateway.circuit import CircuitBreaker
 from gateway.errors import ProviderUnavailable
 from gateway.settings import Settings
-from providers.base import Provider, Sleep
+from providers.base import Provider, Sleep, UpstreamObserver
 
 log = logging.getLogger("gateway.registry")
 
@@ -42,7 +42,9 @@ def load_adapter(path: str) -> Any:
 
 
 class Registry:
-    def __init__(self, settings: Settings, *, sleep: Sleep | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, sleep: Sleep | None = None, observer: UpstreamObserver | None = None
+    ) -> None:
         self.settings = settings
         self.upstreams: dict[str, Upstream] = {}
         for name, config in settings.providers.items():
@@ -53,7 +55,7 @@ class Registry:
             kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
             self.upstreams[name] = Upstream(
                 name=name,
-                adapter=adapter_cls(settings.provider_settings(name), **kwargs),
+                adapter=adapter_cls(settings.provider_settings(name, observer), **kwargs),
                 gate=CapacityGate(config.max_in_flight),
                 circuit=CircuitBreaker(config.circuit_failures, config.circuit_cooldown_seconds),
                 deadline=config.deadline_seconds,

@@ -15,7 +15,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from providers.base import ProviderSettings, RetryPolicy
+from providers.base import ProviderSettings, RetryPolicy, UpstreamObserver
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
             return True
         return all(os.environ.get(var) for var in self.providers[name].requires)
 
-    def provider_settings(self, name: str) -> ProviderSettings:
+    def provider_settings(self, name: str, observer: UpstreamObserver | None = None) -> ProviderSettings:
         cfg = self.providers[name]
         base_url = cfg.base_url
         if cfg.base_url_env and os.environ.get(cfg.base_url_env):
@@ -174,4 +174,5 @@ class Settings(BaseSettings):
             timeout=cfg.timeout,
             retry=cfg.retry,
             extra=cfg.extra,
+            observer=observer,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway.events import Event, EventHub
@@ -45,18 +46,25 @@ def sse_response(
     heartbeat: float,
     retry_ms: int | None = None,
     first: Event | None = None,
+    open_streams: Gauge | None = None,
 ) -> EventSourceResponse:
     """`first`, when given, is sent at once (it was just recorded) and the rest follows it."""
 
     async def body() -> AsyncIterator[bytes]:
-        start = after
-        if first is not None and first.seq > after:
-            yield first.sse(retry_ms).encode()
-            start = first.seq
-            if first.terminal:
-                return
-        async for event in follow(db, hub, job_id, start):
-            yield event.sse(retry_ms).encode()
+        if open_streams is not None:
+            open_streams.inc()
+        try:
+            start = after
+            if first is not None and first.seq > after:
+                yield first.sse(retry_ms).encode()
+                start = first.seq
+                if first.terminal:
+                    return
+            async for event in follow(db, hub, job_id, start):
+                yield event.sse(retry_ms).encode()
+        finally:
+            if open_streams is not None:
+                open_streams.dec()
 
     return EventSourceResponse(
         body(),

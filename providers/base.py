@@ -33,6 +33,12 @@ class RetryPolicy:
     max_delay: float = 30.0
 
 
+class UpstreamObserver(Protocol):
+    """Told of every upstream call (the gateway's metrics); status None means no answer."""
+
+    def __call__(self, provider: str, method: str, status: int | None, seconds: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class ProviderSettings:
     """One provider's configuration, as the registry hands it to the adapter's constructor."""
@@ -44,6 +50,7 @@ class ProviderSettings:
     timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    observer: UpstreamObserver | None = None
 
 
 @dataclass(frozen=True)
@@ -217,15 +224,18 @@ class UpstreamClient:
         policy = self.settings.retry
         for attempt in range(1, policy.max_attempts + 1):
             last = attempt == policy.max_attempts
+            started = time.perf_counter()
             try:
                 response = await self.http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
+                self._observe(method, None, started)
                 reason = f"could not reach upstream: {type(exc).__name__}"
                 if last:
                     raise UpstreamError(reason, retryable=True) from exc
                 log.warning("%s %s %s (attempt %d)", self.settings.name, method, reason, attempt)
                 await self.sleep(backoff_delay(attempt, policy))
                 continue
+            self._observe(method, response.status_code, started)
             if response.status_code == 429 or response.status_code >= 500:
                 if last:
                     raise UpstreamError(
@@ -249,6 +259,10 @@ class UpstreamClient:
                 raise UpstreamError(upstream_message(response), retryable=False, status=response.status_code)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe(self, method: str, status: int | None, started: float) -> None:
+        if self.settings.observer is not None:
+            self.settings.observer(self.settings.name, method, status, time.perf_counter() - started)
 
     async def get_json(self, url: str, shape: type[M], **kwargs: Any) -> M:
         return parse(await self.request("GET", url, **kwargs), shape)

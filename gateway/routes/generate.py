@@ -25,6 +25,7 @@ async def generate(request: Request) -> Response:
         job.id,
         heartbeat=svc.settings.heartbeat_seconds,
         retry_ms=svc.settings.sse_retry_ms,
+        open_streams=svc.metrics.open_streams,
         first=first,
     )
 

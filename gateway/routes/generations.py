@@ -93,6 +93,7 @@ async def job_events(request: Request) -> Response:
         after=after,
         heartbeat=svc.settings.heartbeat_seconds,
         retry_ms=svc.settings.sse_retry_ms,
+        open_streams=svc.metrics.open_streams,
     )
 
 

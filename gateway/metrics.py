@@ -1,0 +1,152 @@
+"""Prometheus metrics and the structured access log (one JSON line per request, key prefix not key)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.store.db import parse_iso
+from gateway.store.jobs import Job
+
+access_log = logging.getLogger("gateway.access")
+
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """One registry per app, so several apps (tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.jobs = Counter(
+            "gateway_jobs_total", "Finished jobs by provider and status", ["provider", "status"], registry=r
+        )
+        self.job_duration = Histogram(
+            "gateway_job_duration_seconds",
+            "Job run time, creation to terminal event",
+            ["provider", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.open_streams = Gauge("gateway_open_streams", "Event streams open right now", registry=r)
+        self.tokens_debited = Counter("gateway_tokens_debited_total", "Tokens debited for jobs", registry=r)
+        self.tokens_refunded = Counter(
+            "gateway_tokens_refunded_total", "Tokens refunded for jobs", registry=r
+        )
+        self.upstream_latency = Histogram(
+            "gateway_upstream_request_duration_seconds",
+            "Upstream HTTP latency",
+            ["provider", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors_total",
+            "Upstream answers that were errors",
+            ["provider", "kind"],
+            registry=r,
+        )
+
+    def observe_upstream(self, provider: str, method: str, status: int | None, seconds: float) -> None:
+        self.upstream_latency.labels(provider, method).observe(seconds)
+        if status is None:
+            self.upstream_errors.labels(provider, "connection").inc()
+        elif status == 429:
+            self.upstream_errors.labels(provider, "rate_limited").inc()
+        elif status >= 500:
+            self.upstream_errors.labels(provider, "server_error").inc()
+        elif status >= 400:
+            self.upstream_errors.labels(provider, "client_error").inc()
+
+    async def record_job(self, job: Job) -> None:
+        """An on-finished hook: one place counts every terminal job, however it ended."""
+        self.jobs.labels(job.provider, job.status).inc()
+        created, completed = parse_iso(job.created_at), parse_iso(job.completed_at)
+        if created and completed:
+            self.job_duration.labels(job.provider, job.status).observe((completed - created).total_seconds())
+        if job.refunded:
+            self.tokens_refunded.inc(job.cost)
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, so metrics are not split per job id."""
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "?"))
+    return "unmatched"
+
+
+class AccessLog:
+    """Counts every request in the metrics and writes one JSON access-log line when it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, seconds: float) -> None:
+        route = route_template(scope)
+        app_state = getattr(scope.get("app"), "state", None)
+        metrics: Metrics | None = getattr(app_state, "metrics", None)
+        if metrics is not None:
+            metrics.requests.labels(scope["method"], route, str(status)).inc()
+        key = scope.get("state", {}).get("api_key")
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                json.dumps(
+                    {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                        "key": getattr(key, "prefix", None),
+                        "client": (scope.get("client") or ("", 0))[0],
+                    },
+                    separators=(",", ":"),
+                )
+            )
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    return metrics.render()
