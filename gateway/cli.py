@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import uvicorn
 
-from gateway import auth
+from gateway import auth, cli_client
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import keys, ledger
@@ -107,7 +107,8 @@ async def _create_demo_key(settings: Settings) -> str:
         )
         return plain
 
-    return await _with_db(settings, work)
+    plain: str = await _with_db(settings, work)
+    return plain
 
 
 def _demo_banner(settings: Settings, plain: str, simulator_url: str) -> str:
@@ -208,6 +209,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8199)
     sim.add_argument("--speed", type=float, default=None)
 
+    cli_client.add_commands(sub)
+
     key_cmd = sub.add_parser("keys", help="manage API keys on the database directly")
     key_sub = key_cmd.add_subparsers(dest="keys_command", required=True)
     create = key_sub.add_parser("create")
@@ -226,11 +229,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLIENT_COMMANDS = ("generate", "balance", "jobs", "cancel")
 KEY_COMMANDS = {"create": _keys_create, "list": _keys_list, "revoke": _keys_revoke, "credit": _keys_credit}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        sys.exit(cli_client.run(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "serve":
