@@ -19,7 +19,7 @@ from gateway.jobs import Services, job_object
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.ratelimit import RateLimiter, RateLimitHeaders
 from gateway.registry import Registry
-from gateway.routes import account, admin, files, generate, generations, health
+from gateway.routes import account, admin, files, generate, generations, health, playground
 from gateway.runner import Runner
 from gateway.settings import Settings
 from gateway.store import jobs as job_store
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *account.routes,
             *admin.routes,
             *files.routes,
+            *playground.routes,
         ],
         middleware=[Middleware(AccessLog), Middleware(RateLimitHeaders)],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -38,3 +38,13 @@ async def test_access_log_is_json_with_key_prefix(harness: Harness, caplog: pyte
     assert lines and lines[-1]["route"] == "/api/balance" and lines[-1]["status"] == 200
     assert lines[-1]["key"] == key[:10]
     assert key not in caplog.text
+
+
+async def test_playground_is_served_without_a_cdn(harness: Harness) -> None:
+    page = await harness.client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text  # everything from the gateway
+    script = await harness.client.get("/static/playground.js")
+    assert script.status_code == 200 and "new EventSource(job.events_url)" in script.text
+    assert "sessionStorage" in script.text
+    assert (await harness.client.get("/static/playground.css")).status_code == 200
