@@ -17,6 +17,7 @@ from gateway.events import EventHub
 from gateway.files import ResultStore
 from gateway.jobs import Services, job_object
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
+from gateway.openapi import openapi_endpoint
 from gateway.ratelimit import RateLimiter, RateLimitHeaders
 from gateway.registry import Registry
 from gateway.routes import account, admin, files, generate, generations, health, playground
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
     app = Starlette(
         routes=[
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             *health.routes,
             *generate.routes,
             *generations.routes,

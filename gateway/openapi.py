@@ -1,0 +1,490 @@
+"""The OpenAPI 3.1 description of the whole contract, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": json_content(ref("Error"))}
+
+
+ERRORS = {
+    "400": error("invalid_request, unknown_model, invalid_style or invalid_option"),
+    "401": error("unauthorized"),
+    "403": error("model_not_allowed or forbidden"),
+    "404": error("not_found"),
+    "409": error("idempotency_conflict or already_finished"),
+    "413": error("payload_too_large"),
+    "415": error("unsupported_media_type"),
+    "418": error("insufficient_tokens (with required and balance)"),
+    "429": error("rate_limited or too_many_jobs (Retry-After header, retry_after field)"),
+    "503": error("provider_unavailable"),
+}
+
+
+def errors(*codes: str) -> dict[str, Any]:
+    return {code: ERRORS[code] for code in codes}
+
+
+def ok(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description, "content": json_content(schema)}}
+
+
+SSE = {
+    "description": "Server-sent events: `id: N` and one `data:` line of JSON (an Event) each; `: ping` comments",
+    "content": {"text/event-stream": {"schema": {"type": "string"}, "x-event-schema": ref("Event")}},
+}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PAGING = [
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+]
+IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}}
+GENERATE_BODY = {"required": True, "content": json_content(ref("GenerateRequest"))}
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_INT = {"type": ["integer", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["status", "message", "code"],
+        "properties": {
+            "status": {"const": "Error"},
+            "message": {"type": "string"},
+            "code": {"type": "string"},
+            "required": {"type": "integer"},
+            "balance": {"type": "integer"},
+            "retry_after": {"type": "integer"},
+            "option": {"type": "string"},
+        },
+    },
+    "GenerateRequest": {
+        "type": "object",
+        "required": ["model", "prompt"],
+        "properties": {
+            "model": {"type": "string", "examples": ["suno"]},
+            "prompt": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "style": {"type": "string"},
+            "options": {"type": "object", "additionalProperties": True},
+            "callback_url": {"type": "string", "format": "uri"},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["status", "job_id"],
+        "properties": {
+            "status": {
+                "enum": ["Processing started", "Queued", "Processing", "Completed", "Error", "Canceled"]
+            },
+            "job_id": {"type": "string"},
+            "model": {"type": "string"},
+            "cost": {"type": "integer"},
+            "balance": {"type": "integer"},
+            "position": {"type": "integer"},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "message": {"type": "string"},
+            "url": {"type": "string"},
+            "urls": {"type": "array", "items": {"type": "string"}},
+            "content_type": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "code": {"type": "string"},
+            "refunded": {"type": "boolean"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": [
+            "id",
+            "model",
+            "prompt",
+            "status",
+            "cost",
+            "refunded",
+            "created_at",
+            "status_url",
+            "events_url",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "model": {"type": "string"},
+            "prompt": {"type": "string"},
+            "effective_prompt": {"type": "string"},
+            "style": NULLABLE_STR,
+            "options": {"type": "object"},
+            "status": {"enum": ["queued", "processing", "completed", "failed", "canceled"]},
+            "progress": NULLABLE_INT,
+            "cost": {"type": "integer"},
+            "refunded": {"type": "boolean"},
+            "url": NULLABLE_STR,
+            "urls": {"type": ["array", "null"], "items": {"type": "string"}},
+            "content_type": NULLABLE_STR,
+            "error": NULLABLE_STR,
+            "error_code": NULLABLE_STR,
+            "served_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "completed_at": NULLABLE_STR,
+            "expires_at": NULLABLE_STR,
+            "status_url": {"type": "string"},
+            "events_url": {"type": "string"},
+        },
+    },
+    "JobPage": {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": ref("Job")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "LedgerEntry": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "delta": {"type": "integer"},
+            "reason": {"enum": ["debit", "refund", "credit", "adjust"]},
+            "job_id": NULLABLE_STR,
+            "balance_after": {"type": "integer"},
+            "note": NULLABLE_STR,
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "LedgerPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": ref("LedgerEntry")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "Balance": {
+        "type": "object",
+        "required": ["token_balance"],
+        "properties": {"token_balance": {"type": "integer"}},
+    },
+    "Quote": {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "cost": {"type": "integer"},
+            "balance": {"type": "integer"},
+            "sufficient": {"type": "boolean"},
+            "available": {"type": "boolean"},
+        },
+    },
+    "Model": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"enum": ["audio", "video", "image"]},
+            "provider": {"type": "string"},
+            "cost": {"type": "integer"},
+            "pricing": {"type": ["object", "null"]},
+            "styles": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"value": {"type": "string"}, "label": {"type": "string"}},
+                },
+            },
+            "options": {"type": "object"},
+            "available": {"type": "boolean"},
+        },
+    },
+    "Models": {"type": "object", "properties": {"models": {"type": "array", "items": ref("Model")}}},
+    "KeyRequest": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "tokens": {"type": "integer", "minimum": 0},
+            "models": {"type": ["array", "null"], "items": {"type": "string"}},
+            "rate_limit_per_minute": NULLABLE_INT,
+            "max_concurrent_jobs": NULLABLE_INT,
+        },
+    },
+    "Key": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "key": {"type": "string", "description": "only in the 201 answer"},
+            "name": {"type": "string"},
+            "prefix": {"type": "string"},
+            "token_balance": {"type": "integer"},
+            "models": {"type": ["array", "null"], "items": {"type": "string"}},
+            "rate_limit_per_minute": NULLABLE_INT,
+            "max_concurrent_jobs": NULLABLE_INT,
+            "revoked": {"type": "boolean"},
+            "revoked_at": NULLABLE_STR,
+            "created_at": {"type": "string"},
+        },
+    },
+    "Credit": {
+        "type": "object",
+        "required": ["tokens"],
+        "properties": {"tokens": {"type": "integer"}, "note": {"type": "string"}},
+    },
+}
+
+NO_AUTH: list[dict[str, Any]] = []
+ADMIN = [{"admin": []}]
+
+PATHS: dict[str, Any] = {
+    "/api/ping": {
+        "get": {
+            "summary": "Liveness, AI-Now style",
+            "security": NO_AUTH,
+            "responses": {
+                "200": {"description": "pong", "content": {"text/plain": {"schema": {"const": "pong"}}}}
+            },
+        }
+    },
+    "/api/generate": {
+        "post": {
+            "summary": "Create a job and stream its events",
+            "parameters": [IDEMPOTENCY],
+            "requestBody": GENERATE_BODY,
+            "responses": {
+                "200": SSE,
+                **errors("400", "401", "403", "409", "413", "415", "418", "429", "503"),
+            },
+        }
+    },
+    "/api/generations": {
+        "post": {
+            "summary": "Create a job without streaming",
+            "parameters": [IDEMPOTENCY],
+            "requestBody": GENERATE_BODY,
+            "responses": {
+                **ok("The job", ref("Job"), "202"),
+                **errors("400", "401", "403", "409", "413", "415", "418", "429", "503"),
+            },
+        },
+        "get": {
+            "summary": "The key's jobs, newest first",
+            "parameters": [*PAGING, {"name": "status", "in": "query", "schema": {"type": "string"}}],
+            "responses": {**ok("A page of jobs", ref("JobPage")), **errors("400", "401")},
+        },
+    },
+    "/api/generations/{job_id}": {
+        "get": {
+            "summary": "One job",
+            "parameters": [JOB_ID],
+            "responses": {**ok("The job", ref("Job")), **errors("401", "404")},
+        }
+    },
+    "/api/generations/{job_id}/cancel": {
+        "post": {
+            "summary": "Cancel and refund",
+            "parameters": [JOB_ID],
+            "responses": {**ok("The cancelled job", ref("Job")), **errors("401", "404", "409")},
+        }
+    },
+    "/api/generations/{job_id}/events": {
+        "get": {
+            "summary": "The job's events: replay, then live; resumable",
+            "security": [{"bearer": []}, {"streamToken": []}],
+            "parameters": [
+                JOB_ID,
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
+                {"name": "last_event_id", "in": "query", "schema": {"type": "integer"}},
+            ],
+            "responses": {
+                "200": SSE,
+                "204": {"description": "Resumed after the terminal event: stop reconnecting"},
+                **errors("400", "401", "404"),
+            },
+        }
+    },
+    "/api/quote": {
+        "post": {
+            "summary": "Price a request; debits nothing",
+            "requestBody": GENERATE_BODY,
+            "responses": {**ok("The quote", ref("Quote")), **errors("400", "401", "403", "413", "415")},
+        }
+    },
+    "/api/balance": {
+        "get": {
+            "summary": "The key's balance",
+            "responses": {**ok("Balance", ref("Balance")), **errors("401")},
+        }
+    },
+    "/api/ledger": {
+        "get": {
+            "summary": "The key's ledger, newest first",
+            "parameters": PAGING,
+            "responses": {**ok("A page of entries", ref("LedgerPage")), **errors("400", "401")},
+        }
+    },
+    "/api/models": {
+        "get": {
+            "summary": "The models this key may use",
+            "responses": {**ok("Models", ref("Models")), **errors("401")},
+        }
+    },
+    "/files/{job_id}/{name}": {
+        "get": {
+            "summary": "A result, by signed link",
+            "security": NO_AUTH,
+            "parameters": [
+                JOB_ID,
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
+                {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
+                {"name": "Range", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "The file"},
+                "206": {"description": "Part of the file"},
+                **errors("403", "404"),
+                "410": error("expired"),
+            },
+        }
+    },
+    "/admin/keys": {
+        "post": {
+            "summary": "Create a key (shown once)",
+            "security": ADMIN,
+            "requestBody": {"required": True, "content": json_content(ref("KeyRequest"))},
+            "responses": {**ok("The key", ref("Key"), "201"), **errors("400", "401", "403", "404")},
+        },
+        "get": {
+            "summary": "All keys",
+            "security": ADMIN,
+            "responses": {
+                **ok(
+                    "Keys",
+                    {"type": "object", "properties": {"items": {"type": "array", "items": ref("Key")}}},
+                ),
+                **errors("401", "403", "404"),
+            },
+        },
+    },
+    "/admin/keys/{key_id}": {
+        "get": {
+            "summary": "One key",
+            "security": ADMIN,
+            "parameters": [KEY_ID],
+            "responses": {**ok("The key", ref("Key")), **errors("401", "403", "404")},
+        },
+        "patch": {
+            "summary": "Change a key",
+            "security": ADMIN,
+            "parameters": [KEY_ID],
+            "requestBody": {"content": json_content(ref("KeyRequest"))},
+            "responses": {**ok("The key", ref("Key")), **errors("400", "401", "403", "404")},
+        },
+        "delete": {
+            "summary": "Revoke a key",
+            "security": ADMIN,
+            "parameters": [KEY_ID],
+            "responses": {**ok("The revoked key", ref("Key")), **errors("401", "403", "404")},
+        },
+    },
+    "/admin/keys/{key_id}/credit": {
+        "post": {
+            "summary": "Credit (or, negative, take) tokens",
+            "security": ADMIN,
+            "parameters": [KEY_ID],
+            "requestBody": {"required": True, "content": json_content(ref("Credit"))},
+            "responses": {
+                **ok(
+                    "New balance",
+                    {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}, "token_balance": {"type": "integer"}},
+                    },
+                ),
+                **errors("400", "401", "403", "404"),
+            },
+        }
+    },
+    "/healthz": {
+        "get": {"summary": "Process alive", "security": NO_AUTH, "responses": {"200": {"description": "ok"}}}
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Database and providers",
+            "security": NO_AUTH,
+            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "security": NO_AUTH,
+            "responses": {
+                "200": {
+                    "description": "Prometheus text",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "security": NO_AUTH,
+            "responses": {"200": {"description": "OpenAPI 3.1"}},
+        }
+    },
+    "/": {
+        "get": {
+            "summary": "The browser playground",
+            "security": NO_AUTH,
+            "responses": {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+            },
+        }
+    },
+}
+
+
+def document(server_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Media generation gateway",
+            "version": "1.0.0",
+            "description": "One API key, one token balance, one live progress stream (AI-Now compatible).",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"bearer": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (gw_…)"},
+                "admin": {"type": "http", "scheme": "bearer", "description": "The admin token"},
+                "streamToken": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "token",
+                    "description": "The signed token in a job's events_url",
+                },
+            },
+        },
+    }
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    return JSONResponse(document(request.app.state.services.settings.public_url))
