@@ -38,26 +38,35 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """The shipped config.toml plus a scripted provider (`echo` model, passthrough results)."""
+def scripted_provider(**overrides: Any) -> dict[str, Any]:
+    return {
+        "adapter": "tests.fakes:ScriptedProvider",
+        "base_url": "http://scripted.invalid",
+        "passthrough": True,
+        "poll_interval": 0,
+        "circuit_failures": 3,
+        "circuit_cooldown_seconds": 60,
+        **overrides,
+    }
+
+
+def make_settings(
+    data_dir: Path,
+    *,
+    scripted: dict[str, Any] | None = None,
+    echo: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """The shipped config.toml plus two scripted providers: `echo` and `echo-backup` (passthrough results)."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "admin_token": ADMIN,
         "public_url": "http://testserver",
         "heartbeat_seconds": 1,
-        "providers": {
-            "scripted": {
-                "adapter": "tests.fakes:ScriptedProvider",
-                "base_url": "http://scripted.invalid",
-                "passthrough": True,
-                "poll_interval": 0,
-                "circuit_failures": 3,
-                "circuit_cooldown_seconds": 60,
-            }
-        },
+        "providers": {"scripted": scripted_provider(**(scripted or {})), "backup": scripted_provider()},
         "models": {
-            "echo": {"provider": "scripted", "kind": "audio", "cost": 10},
-            "echo-backup": {"provider": "scripted", "kind": "audio", "cost": 3},
+            "echo": {"provider": "scripted", "kind": "audio", "cost": 10, **(echo or {})},
+            "echo-backup": {"provider": "backup", "kind": "audio", "cost": 3},
         },
     }
     values.update(overrides)
