@@ -1,0 +1,1 @@
+"""Examples of programs built on the gateway's SDK."""
