@@ -64,12 +64,20 @@ def demo_settings(host: str, port: int, simulator_url: str) -> Settings:
     return base.model_copy(update={"demo": True, "providers": providers})
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+async def _serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        access_log=False,  # gateway.access writes one JSON line per request instead
+        backlog=4096,
+    )
     await uvicorn.Server(config).serve()
 
 
-async def _demo(host: str, port: int, simulator_port: int) -> None:
+async def _demo(host: str, port: int, simulator_port: int, log_level: str = "info") -> None:
     from providers.simulator import build_app
 
     if not _port_free("127.0.0.1", simulator_port):
@@ -91,7 +99,7 @@ async def _demo(host: str, port: int, simulator_port: int) -> None:
             await anyio.sleep(0.05)
         plain = await _create_demo_key(settings)
         print(_demo_banner(settings, plain, simulator_url), flush=True)
-        await _serve(settings, host, port)
+        await _serve(settings, host, port, log_level)
         simulator.should_exit = True
 
 
@@ -202,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--host", default="127.0.0.1")
         cmd.add_argument("--port", type=int, default=8000)
+        cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
         if name == "demo":
             cmd.add_argument("--simulator-port", type=int, default=None, help="default: --port + 1")
     sim = sub.add_parser("simulator", help="run the upstream simulator alone")
@@ -237,12 +246,13 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command in CLIENT_COMMANDS:
         sys.exit(cli_client.run(args))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    level = getattr(logging, getattr(args, "log_level", "info").upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "serve":
-            anyio.run(_serve, _settings_for(args.host, args.port), args.host, args.port)
+            anyio.run(_serve, _settings_for(args.host, args.port), args.host, args.port, args.log_level)
         elif args.command == "demo":
-            anyio.run(_demo, args.host, args.port, args.simulator_port or args.port + 1)
+            anyio.run(_demo, args.host, args.port, args.simulator_port or args.port + 1, args.log_level)
         elif args.command == "simulator":
             from providers.simulator import serve
 

@@ -1,0 +1,1 @@
+"""Benchmarks: the gateway measured against a bare sse-starlette app in the same run."""
