@@ -173,18 +173,17 @@ class Database:
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         assert self._reader is not None, "database is not open"
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        return await fetchone(self._reader, sql, params)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None, "database is not open"
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     async def ping(self) -> bool:
         return await self.fetchone("SELECT 1") is not None
 
 
 async def fetchone(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-    async with conn.execute(sql, tuple(params)) as cur:
-        return await cur.fetchone()
+    """One round trip to the database thread (execute + fetch + close would be three)."""
+    rows = list(await conn.execute_fetchall(sql, tuple(params)))
+    return rows[0] if rows else None
