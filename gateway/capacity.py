@@ -11,13 +11,17 @@ OnPosition = Callable[[int], Awaitable[None]]
 
 
 class CapacityGate:
-    """A FIFO semaphore that tells each waiter its place in the queue whenever the place changes."""
+    """A FIFO semaphore that tells each waiter its place in the queue when it changes.
 
-    def __init__(self, limit: int) -> None:
+    Places are reported at most once per `report_interval` per waiter: every release moves every
+    waiter, and reporting each move would write a quadratic number of events.
+    """
+
+    def __init__(self, limit: int, report_interval: float = 2.0) -> None:
         self.limit = max(1, limit)
+        self.report_interval = report_interval
         self.in_flight = 0
         self._waiting: list[anyio.Event] = []
-        self._changed = anyio.Event()
 
     @property
     def queued(self) -> int:
@@ -37,32 +41,24 @@ class CapacityGate:
             return
         granted = anyio.Event()
         self._waiting.append(granted)
-        self._notify()
         told = 0
         try:
             while not granted.is_set():
-                changed = self._changed  # taken before looking, so no change can slip between
                 position = self._waiting.index(granted) + 1
                 if position != told:
                     told = position
                     await on_position(position)
-                    continue
-                await changed.wait()
+                with anyio.move_on_after(self.report_interval):
+                    await granted.wait()
         except BaseException:
             if granted.is_set():
                 self._release()  # handed a slot while being cancelled: pass it on
             else:
                 self._waiting.remove(granted)
-                self._notify()
             raise
 
     def _release(self) -> None:
         if self._waiting:
             self._waiting.pop(0).set()  # the slot passes straight to the next in line
-            self._notify()
         else:
             self.in_flight -= 1
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()

@@ -161,7 +161,10 @@ class Database:
         assert self._writer is not None, "database is not open"
         async with self._lock:
             conn = self._writer
-            await conn.execute("BEGIN IMMEDIATE")
+            # BEGIN runs in the database thread even if this task is cancelled while it waits, so it
+            # is shielded: otherwise a cancelled BEGIN would leave a transaction open with no owner.
+            with anyio.CancelScope(shield=True):
+                await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
@@ -169,7 +172,12 @@ class Database:
                     await conn.execute("ROLLBACK")
                 raise
             with anyio.CancelScope(shield=True):
-                await conn.execute("COMMIT")
+                try:
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        await conn.execute("ROLLBACK")
+                    raise
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         assert self._reader is not None, "database is not open"
