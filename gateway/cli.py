@@ -44,6 +44,7 @@ def _settings_for(host: str, port: int, **changes: Any) -> Settings:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is fine
         try:
             sock.bind((host, port))
         except OSError:

@@ -246,7 +246,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 NO_AUTH: list[dict[str, Any]] = []
-ADMIN = [{"admin": []}]
+ADMIN: list[dict[str, Any]] = [{"admin": []}]
 
 PATHS: dict[str, Any] = {
     "/api/ping": {

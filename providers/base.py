@@ -5,10 +5,12 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import mimetypes
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -187,6 +189,8 @@ def upstream_message(response: httpx.Response, limit: int = 300) -> str:
                 break
     if message is None:
         message = text or response.reason_phrase
+    if isinstance(message, dict) and isinstance(message.get("message"), str):
+        message = message["message"]  # {"error": {"type": …, "message": …}} (ComfyUI, OpenAI-style)
     if not isinstance(message, str):
         message = json.dumps(message)[:limit]
     message = " ".join(message.split())
@@ -221,6 +225,19 @@ class UpstreamClient:
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send, retrying 429/5xx/connection errors (honouring Retry-After); other 4xx are final."""
+        return await self._send(method, url, (), kwargs)
+
+    async def request_allowing(
+        self, method: str, url: str, allow: Collection[int], **kwargs: Any
+    ) -> httpx.Response:
+        """Like `request`, but an answer whose status is in `allow` is returned, not raised or retried:
+        for the answers a protocol gives meaning to (a cancel's 400 "already done", a 400 whose body
+        names the failure)."""
+        return await self._send(method, url, allow, kwargs)
+
+    async def _send(
+        self, method: str, url: str, allow: Collection[int], kwargs: dict[str, Any]
+    ) -> httpx.Response:
         policy = self.settings.retry
         for attempt in range(1, policy.max_attempts + 1):
             last = attempt == policy.max_attempts
@@ -236,6 +253,8 @@ class UpstreamClient:
                 await self.sleep(backoff_delay(attempt, policy))
                 continue
             self._observe(method, response.status_code, started)
+            if response.status_code in allow:
+                return response
             if response.status_code == 429 or response.status_code >= 500:
                 if last:
                     raise UpstreamError(
@@ -285,3 +304,63 @@ def parse(response: httpx.Response, shape: type[M]) -> M:
 
 async def poll_pause(client: UpstreamClient) -> None:
     await client.sleep(client.settings.poll_interval)
+
+
+class Changes:
+    """Lets an update through only when it differs from the last one let through: polls repeat."""
+
+    def __init__(self) -> None:
+        self._last: Update | None = None
+
+    def new(self, update: Update) -> bool:
+        if update == self._last:
+            return False
+        self._last = update
+        return True
+
+
+class ElapsedEstimate:
+    """Progress guessed from time spent working, for upstreams that report no percent: against a
+    typical duration (`typical_seconds` in the model's params, else the provider's extra, else the
+    adapter's default), stopping at 95 so that only the upstream's own "done" reaches 100. Time is
+    counted in poll intervals, so it restarts from 0 when a job is re-attached."""
+
+    def __init__(self, task: Task, settings: ProviderSettings, default_typical: float) -> None:
+        configured = task.params.get("typical_seconds") or settings.extra.get("typical_seconds")
+        self.typical = float(configured or default_typical)
+        self.interval = settings.poll_interval
+        self.elapsed = 0.0
+
+    def next(self, doing: str) -> Progress:
+        """The estimate for this poll; the next one counts a poll interval more."""
+        percent = max(0, min(95, int(100 * self.elapsed / self.typical))) if self.typical > 0 else 0
+        message = f"{doing}: {self.elapsed:.0f} s so far, typically about {self.typical:.0f} s"
+        self.elapsed += self.interval
+        return Progress(percent, message)
+
+
+# Types `mimetypes` may not know on every platform.
+_MEDIA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4", ".mp3": "audio/mpeg"}
+
+
+def guess_content_type(name: str, default: str = "application/octet-stream") -> str:
+    """The media type a result's file name or URL path suggests; `default` when it suggests none, or
+    one of another kind than the default's (a video URL is a video, whatever odd suffix it has)."""
+    suffix = PurePosixPath(httpx.URL(name).path if "://" in name else name).suffix.lower()
+    guess = _MEDIA_TYPES.get(suffix) or mimetypes.guess_type(f"result{suffix}")[0]
+    kind = default.split("/")[0]
+    if guess is None or (kind in ("image", "video", "audio") and not guess.startswith(f"{kind}/")):
+        return default
+    return guess
+
+
+async def delete_unless_finished(
+    client: UpstreamClient, url: str, finished: Callable[[httpx.Response], bool]
+) -> bool:
+    """Cancel by `DELETE url`, but only a task that is still going: on upstreams where a DELETE of a
+    finished task deletes its output instead (Luma, Runway), a late cancel must not destroy a result."""
+    response = await client.request_allowing("GET", url, (404,))
+    if response.status_code == 404 or finished(response):
+        return False
+    response = await client.request_allowing("DELETE", url, (404,))
+    return response.status_code != 404
