@@ -41,9 +41,20 @@ async def test_cli_generate_json_and_exit_codes(live: Live, tmp_path: Path) -> N
     env = {**os.environ, "GATEWAY_URL": live.url, "GATEWAY_API_KEY": key}
     out = tmp_path / "song.wav"
     result = await anyio.run_process(
-        [sys.executable, "-m", "gateway.cli", "generate", "--model", "suno", "--json", "--output", str(out),
-         "a short jingle"],
-        env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "generate",
+            "--model",
+            "suno",
+            "--json",
+            "--output",
+            str(out),
+            "a short jingle",
+        ],
+        env=env,
+        check=False,
     )
     lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
     print(result.stdout.decode())
@@ -52,11 +63,11 @@ async def test_cli_generate_json_and_exit_codes(live: Live, tmp_path: Path) -> N
     assert [line["status"] for line in lines][-2:] == ["Completed", "Downloaded"]
     assert out.stat().st_size > 1000
     broke = await anyio.run_process(
-        [sys.executable, "-m", "gateway.cli", "generate", "--model", "suno", "--json", "again"], env=env, check=False
+        [sys.executable, "-m", "gateway.cli", "generate", "--model", "suno", "--json", "again"],
+        env=env,
+        check=False,
     )
     assert broke.returncode == 4
     assert json.loads(broke.stdout.decode())["code"] == "insufficient_tokens"
-    bar = await anyio.run_process(
-        [sys.executable, "-m", "gateway.cli", "balance"], env=env, check=False
-    )
+    bar = await anyio.run_process([sys.executable, "-m", "gateway.cli", "balance"], env=env, check=False)
     assert bar.stdout.decode().strip() == "0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import wave
 from typing import Any
@@ -35,8 +36,8 @@ async def stream_events(live: Live, key: str, body: dict[str, Any]) -> list[tupl
     return events
 
 
-async def wait_for_job(live: Live, key: str, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    with anyio.fail_after(timeout):
+async def wait_for_job(live: Live, key: str, job_id: str) -> dict[str, Any]:
+    with anyio.fail_after(30):
         while True:
             job: dict[str, Any] = (
                 await live.client.get(f"/api/generations/{job_id}", headers=auth(key))
@@ -50,7 +51,7 @@ async def test_suno_streams_to_a_playable_wav(live: Live) -> None:
     key = await live.new_key(1000)
     events = await stream_events(live, key, {"model": "suno", "prompt": "an upbeat pop song about summer"})
     ids = [i for i, _ in events]
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False)) and ids[0] == 1
+    assert all(a < b for a, b in itertools.pairwise(ids)) and ids[0] == 1
     statuses = [e["status"] for _, e in events]
     assert statuses[0] == "Processing started" and statuses[-1] == "Completed"
     assert "Processing" in statuses
@@ -120,8 +121,13 @@ async def test_contention_over_http(live: Live) -> None:
 
 @pytest.mark.parametrize(
     ("model", "style", "kind"),
-    [("suno", None, "audio/"), ("luma", None, "video/"), ("pika", "6", "video/"), ("run", "anime", "video/"),
-     ("local", None, "image/")],
+    [
+        ("suno", None, "audio/"),
+        ("luma", None, "video/"),
+        ("pika", "6", "video/"),
+        ("run", "anime", "video/"),
+        ("local", None, "image/"),
+    ],
 )
 async def test_every_model_completes_with_the_right_kind_of_result(
     live: Live, model: str, style: str | None, kind: str

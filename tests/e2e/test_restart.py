@@ -42,9 +42,20 @@ class Demo:
             "GATEWAY_PROVIDERS__SUNO__POLL_INTERVAL": "0.1",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(self.port),
-             "--simulator-port", str(self.simulator_port)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "demo",
+                "--port",
+                str(self.port),
+                "--simulator-port",
+                str(self.simulator_port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + 30
@@ -58,7 +69,9 @@ class Demo:
                 # Keep draining its output so a full pipe never blocks the server.
                 threading.Thread(target=self.process.stdout.read, daemon=True).start()
                 return
-        raise AssertionError("gateway demo did not start:\n" + "".join(seen[-30:]) + self.process.stdout.read())
+        raise AssertionError(
+            "gateway demo did not start:\n" + "".join(seen[-30:]) + self.process.stdout.read()
+        )
 
     def kill(self) -> None:
         assert self.process is not None
@@ -98,8 +111,12 @@ def wait_until(check: Any, timeout: float = 60) -> Any:
 def test_sigkill_mid_job_then_restart_finishes_it(demo: Demo) -> None:
     demo.start()
     headers = {"Authorization": f"Bearer {demo.key}"}
-    started = httpx.post(demo.url + "/api/generations", json={"model": "luma", "prompt": "a slow pan"},
-                         headers=headers, timeout=10)
+    started = httpx.post(
+        demo.url + "/api/generations",
+        json={"model": "luma", "prompt": "a slow pan"},
+        headers=headers,
+        timeout=10,
+    )
     assert started.status_code == 202
     job_id = started.json()["id"]
     # Wait until the upstream task exists and has made progress, then kill the server outright.
@@ -107,8 +124,9 @@ def test_sigkill_mid_job_then_restart_finishes_it(demo: Demo) -> None:
     demo.kill()
 
     demo.start()  # same data dir; the demo prints a new key, the old one still works
-    job = wait_until(lambda: (j := demo.get(f"/api/generations/{job_id}"))["status"]
-                     in ("completed", "failed") and j)
+    job = wait_until(
+        lambda: (j := demo.get(f"/api/generations/{job_id}"))["status"] in ("completed", "failed") and j
+    )
     assert job["status"] == "completed", job
     assert job["cost"] == 30
     stream = httpx.get(f"{demo.url}/api/generations/{job_id}/events", headers=headers, timeout=10)

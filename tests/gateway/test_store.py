@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from gateway.store import jobs, keys, ledger
@@ -67,7 +68,7 @@ async def test_a_transaction_cancelled_at_begin_leaves_the_database_usable(tmp_p
     for _ in range(20):
         async with anyio.create_task_group() as tg:
             tg.start_soon(credit_once)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             tg.cancel_scope.cancel()
     assert await ledger.credit(db, key.id, 1) >= 6  # a fresh transaction still begins
     assert await ledger.balance(db, key.id) == await ledger.total(db, key.id)
