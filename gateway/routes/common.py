@@ -50,6 +50,8 @@ async def read_json(request: Request) -> Any:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("The body's JSON is nested too deeply.") from exc
 
 
 def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:

@@ -158,6 +158,13 @@ async def test_malformed_json_and_non_object(harness: Harness) -> None:
     assert_error(
         await harness.client.post("/api/generate", content=b"[1]", headers=headers), 400, "invalid_request"
     )
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert_error(
+        await harness.client.post("/api/generate", content=deep, headers=headers), 400, "invalid_request"
+    )
+    for junk in (b'{"model": "echo", "prompt": "\xff"}', b"\xff\xfe", b'{"model": ["echo"], "prompt": "x"}'):
+        response = await harness.client.post("/api/generate", content=junk, headers=headers)
+        assert response.status_code == 400, (junk, response.text)
     assert await balance_of(harness, key) == 100
 
 
