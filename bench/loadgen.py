@@ -122,7 +122,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(start, min(args.n, start + batch))
             ]
             await asyncio.sleep(0.05)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(tasks, timeout=args.deadline)
+        for task in pending:  # bounded in time: what has not finished by the deadline counts as lost
+            task.cancel()
+        result["timed_out"] = len(pending)
         result.update(stats, lag_p50_ms=percentile(lags, 50) * 1000, lag_p99_ms=percentile(lags, 99) * 1000)
     elif args.mode == "ttfe":
         latencies: list[float] = []
@@ -172,6 +175,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--deadline", type=float, default=150.0, help="seconds before open streams are dropped")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
