@@ -126,7 +126,12 @@ def _demo_banner(settings: Settings, plain: str, simulator_url: str) -> str:
         [
             "",
             f"  gateway demo: every provider answers from the simulator at {simulator_url}",
-            f"  (speed ×{settings.simulator.speed:g}; set GATEWAY_SIMULATOR__SPEED=20 for a quicker demo)",
+            f"  (speed ×{settings.simulator.speed:g}"
+            + (
+                "; GATEWAY_SIMULATOR__SPEED=20 makes it twenty times quicker)"
+                if settings.simulator.speed == 1
+                else ")"
+            ),
             f"  demo API key with {DEMO_TOKENS} tokens (shown once): {plain}",
             "",
             "  try:",
