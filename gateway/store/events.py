@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
-import aiosqlite
-
 from gateway.events import Event
-from gateway.store.db import Database, fetchone, iso, now
+from gateway.store.db import Database, iso, now, one
 
 
-async def append(conn: aiosqlite.Connection, job_id: str, data: dict[str, Any]) -> Event:
+def append(conn: sqlite3.Connection, job_id: str, data: dict[str, Any]) -> Event:
     """Number and store one event inside the caller's transaction."""
-    row = await fetchone(
+    row = one(
         conn,
         "UPDATE jobs SET last_event_id = last_event_id + 1 WHERE id = ? RETURNING last_event_id",
         (job_id,),
     )
     assert row is not None, f"no job {job_id}"
     event = Event(job_id, int(row[0]), data)
-    await conn.execute(
+    conn.execute(
         "INSERT INTO job_events (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
         (job_id, event.seq, event.json(), iso(now())),
     )

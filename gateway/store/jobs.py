@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiosqlite
@@ -12,7 +14,7 @@ import aiosqlite
 from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
 from gateway.events import Event
 from gateway.store import events
-from gateway.store.db import Database, fetchone, iso, now
+from gateway.store.db import Database, iso, now, one
 from gateway.store.ledger import append_entry
 
 UNFINISHED = ("queued", "processing")
@@ -107,8 +109,8 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
     )
 
 
-async def _get_in(conn: aiosqlite.Connection, job_id: str) -> Job:
-    row = await fetchone(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+def _get_in(conn: sqlite3.Connection, job_id: str) -> Job:
+    row = one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
     assert row is not None, f"no job {job_id}"
     return _row_to_job(row)
 
@@ -119,27 +121,30 @@ async def create(
     *,
     idempotency: Idempotency | None = None,
     max_concurrent_jobs: int | None = None,
+    idempotency_ttl_seconds: int = 24 * 3600,
 ) -> tuple[Job, Event | None]:
     """Debit the price and create the job with its first event, all in one transaction.
 
     Returns the job and its `Processing started` event; an idempotent replay returns the earlier job
     and None (nothing is debited again).
     """
-    async with db.transaction() as conn:
+    cutoff = iso(now() - timedelta(seconds=idempotency_ttl_seconds))
+
+    def work(conn: sqlite3.Connection) -> tuple[Job, Event | None]:
         if idempotency is not None:
-            seen = await fetchone(
+            seen = one(
                 conn,
-                "SELECT body_hash, job_id FROM idempotency WHERE key_id = ? AND idem_key = ?",
-                (new.key_id, idempotency.key),
+                "SELECT body_hash, job_id FROM idempotency WHERE key_id = ? AND idem_key = ? AND created_at > ?",
+                (new.key_id, idempotency.key, cutoff),
             )
             if seen is not None:
                 if seen["body_hash"] != idempotency.body_hash:
                     raise IdempotencyConflict(
                         "This Idempotency-Key was already used with a different request body."
                     )
-                return await _get_in(conn, seen["job_id"]), None
+                return _get_in(conn, seen["job_id"]), None
         if max_concurrent_jobs is not None:
-            running = await fetchone(
+            running = one(
                 conn,
                 "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
                 (new.key_id,),
@@ -151,7 +156,7 @@ async def create(
                 )
         job_id = new_job_id()
         created = iso(now())
-        await conn.execute(
+        conn.execute(
             "INSERT INTO jobs (id, key_id, model, served_model, provider, prompt, effective_prompt, style,"
             " options, callback_url, status, cost, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
@@ -171,11 +176,11 @@ async def create(
                 created,
             ),
         )
-        balance = await append_entry(conn, new.key_id, -new.cost, "debit", job_id=job_id)
+        balance = append_entry(conn, new.key_id, -new.cost, "debit", job_id=job_id)
         if balance is None:
-            current = await fetchone(conn, "SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
+            current = one(conn, "SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
             raise InsufficientTokens(new.cost, int(current[0]) if current else 0)
-        first = await events.append(
+        first = events.append(
             conn,
             job_id,
             {
@@ -187,42 +192,44 @@ async def create(
                 **new.extra_first_event,
             },
         )
-        if idempotency is not None:
-            await conn.execute(
-                "INSERT INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)"
+        if idempotency is not None:  # a stale record (past the TTL) is replaced
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (new.key_id, idempotency.key, idempotency.body_hash, job_id, created),
             )
-    return (
-        Job(
-            id=job_id,
-            key_id=new.key_id,
-            model=new.model,
-            served_model=new.served_model,
-            provider=new.provider,
-            prompt=new.prompt,
-            effective_prompt=new.effective_prompt,
-            style=new.style,
-            options=new.options,
-            callback_url=new.callback_url,
-            status="queued",
-            progress=None,
-            cost=new.cost,
-            refunded=False,
-            url=None,
-            urls=None,
-            content_type=None,
-            error=None,
-            error_code=None,
-            upstream_id=None,
-            last_event_id=first.seq,
-            created_at=created or "",
-            updated_at=created or "",
-            completed_at=None,
-            expires_at=None,
-        ),
-        first,
-    )
+        return (
+            Job(
+                id=job_id,
+                key_id=new.key_id,
+                model=new.model,
+                served_model=new.served_model,
+                provider=new.provider,
+                prompt=new.prompt,
+                effective_prompt=new.effective_prompt,
+                style=new.style,
+                options=new.options,
+                callback_url=new.callback_url,
+                status="queued",
+                progress=None,
+                cost=new.cost,
+                refunded=False,
+                url=None,
+                urls=None,
+                content_type=None,
+                error=None,
+                error_code=None,
+                upstream_id=None,
+                last_event_id=first.seq,
+                created_at=created or "",
+                updated_at=created or "",
+                completed_at=None,
+                expires_at=None,
+            ),
+            first,
+        )
+
+    return await db.write(work)
 
 
 def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -240,13 +247,16 @@ async def record(
     """Update an unfinished job and append its event atomically; None when the job already finished."""
     changes = {**changes, "updated_at": iso(now())}
     sets, values = _assignments(changes)
-    async with db.transaction() as conn:
-        cur = await conn.execute(
+
+    def work(conn: sqlite3.Connection) -> Event | None:
+        cur = conn.execute(
             f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ('queued', 'processing')", (*values, job_id)
         )
         if cur.rowcount == 0:
             return None
-        return await events.append(conn, job_id, event) if event is not None else None
+        return events.append(conn, job_id, event) if event is not None else None
+
+    return await db.write(work)
 
 
 async def finish(
@@ -268,8 +278,9 @@ async def finish(
     if refund:
         changes["refunded"] = 1
     sets, values = _assignments(changes)
-    async with db.transaction() as conn:
-        row = await fetchone(
+
+    def work(conn: sqlite3.Connection) -> Event | None:
+        row = one(
             conn,
             f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ('queued', 'processing')"
             " RETURNING key_id, cost",
@@ -278,8 +289,10 @@ async def finish(
         if row is None:
             return None
         if refund and row["cost"]:
-            await append_entry(conn, row["key_id"], int(row["cost"]), "refund", job_id=job_id)
-        return await events.append(conn, job_id, event)
+            append_entry(conn, row["key_id"], int(row["cost"]), "refund", job_id=job_id)
+        return events.append(conn, job_id, event)
+
+    return await db.write(work)
 
 
 async def get(db: Database, job_id: str, key_id: str | None = None) -> Job | None:
@@ -328,5 +341,4 @@ async def results_past(db: Database, moment: str) -> list[str]:
 
 
 async def mark_results_deleted(db: Database, job_id: str) -> None:
-    async with db.transaction() as conn:
-        await conn.execute("UPDATE jobs SET files_deleted = 1 WHERE id = ?", (job_id,))
+    await db.write(lambda conn: conn.execute("UPDATE jobs SET files_deleted = 1 WHERE id = ?", (job_id,)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,8 +78,9 @@ async def create(
 ) -> ApiKey:
     key_id = "key_" + secrets.token_hex(8)
     created = iso(now())
-    async with db.transaction() as conn:
-        await conn.execute(
+
+    def work(conn: sqlite3.Connection) -> None:
+        conn.execute(
             "INSERT INTO api_keys (id, name, key_hash, prefix, balance, models, rate_limit_per_minute,"
             " max_concurrent_jobs, created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
             (
@@ -93,7 +95,9 @@ async def create(
             ),
         )
         if tokens:
-            await append_entry(conn, key_id, tokens, "credit", note="initial tokens")
+            append_entry(conn, key_id, tokens, "credit", note="initial tokens")
+
+    await db.write(work)
     found = await get(db, key_id)
     assert found is not None
     return found
@@ -123,14 +127,16 @@ async def update(db: Database, key_id: str, changes: dict[str, Any]) -> ApiKey |
         sets["models"] = json.dumps(sets["models"])
     if sets:
         assignments = ", ".join(f"{column} = ?" for column in sets)
-        async with db.transaction() as conn:
-            await conn.execute(f"UPDATE api_keys SET {assignments} WHERE id = ?", (*sets.values(), key_id))
+        values = (*sets.values(), key_id)
+        await db.write(lambda conn: conn.execute(f"UPDATE api_keys SET {assignments} WHERE id = ?", values))
     return await get(db, key_id)
 
 
 async def revoke(db: Database, key_id: str) -> ApiKey | None:
-    async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (iso(now()), key_id)
+    stamp = iso(now())
+    await db.write(
+        lambda conn: conn.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (stamp, key_id)
         )
+    )
     return await get(db, key_id)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Literal
 
-import aiosqlite
-
 from gateway.errors import InvalidRequest, NotFound
-from gateway.store.db import Database, fetchone, iso, now
+from gateway.store.db import Database, iso, now, one
 
 Reason = Literal["debit", "refund", "credit", "adjust"]
 
 
-async def append_entry(
-    conn: aiosqlite.Connection,
+def append_entry(
+    conn: sqlite3.Connection,
     key_id: str,
     delta: int,
     reason: Reason,
@@ -25,7 +24,7 @@ async def append_entry(
 
     One conditional UPDATE decides, so concurrent writers can never overspend.
     """
-    row = await fetchone(
+    row = one(
         conn,
         "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 RETURNING balance",
         (delta, key_id, delta),
@@ -33,7 +32,7 @@ async def append_entry(
     if row is None:
         return None
     balance = int(row[0])
-    await conn.execute(
+    conn.execute(
         "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (key_id, delta, reason, job_id, balance, note, iso(now())),
@@ -43,18 +42,21 @@ async def append_entry(
 
 async def credit(db: Database, key_id: str, tokens: int, note: str | None = None) -> int:
     """An operator's credit (or, with a negative amount, an adjustment that may not go below zero)."""
-    async with db.transaction() as conn:
-        exists = await fetchone(conn, "SELECT balance FROM api_keys WHERE id = ?", (key_id,))
+
+    def work(conn: sqlite3.Connection) -> int:
+        exists = one(conn, "SELECT balance FROM api_keys WHERE id = ?", (key_id,))
         if exists is None:
             raise NotFound(f"No API key {key_id}.")
         reason: Reason = "credit" if tokens >= 0 else "adjust"
-        balance = await append_entry(conn, key_id, tokens, reason, note=note)
+        balance = append_entry(conn, key_id, tokens, reason, note=note)
         if balance is None:
             raise InvalidRequest(
                 f"A change of {tokens} would take the balance ({exists[0]}) below zero.",
                 balance=int(exists[0]),
             )
         return balance
+
+    return await db.write(work)
 
 
 async def balance(db: Database, key_id: str) -> int:

@@ -6,20 +6,22 @@ from gateway.store.db import Database, iso, now
 
 
 async def begin(db: Database, job_id: str, url: str) -> None:
-    async with db.transaction() as conn:
-        await conn.execute(
+    await db.write(
+        lambda conn: conn.execute(
             "INSERT INTO webhook_deliveries (job_id, url) VALUES (?, ?) ON CONFLICT (job_id) DO NOTHING",
             (job_id, url),
         )
+    )
 
 
 async def record_attempt(db: Database, job_id: str, error: str | None) -> None:
-    async with db.transaction() as conn:
-        await conn.execute(
+    await db.write(
+        lambda conn: conn.execute(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?,"
             " delivered_at = CASE WHEN ? IS NULL THEN ? ELSE delivered_at END WHERE job_id = ?",
             (error, error, iso(now()), job_id),
         )
+    )
 
 
 async def undelivered(db: Database) -> list[str]:

@@ -62,11 +62,12 @@ async def test_sweep_deletes_results_past_retention(harness: Harness) -> None:
     )
     job_id = response.json()["id"]
     stored(harness, job_id)
-    async with svc.db.transaction() as conn:
-        await conn.execute(
+    await svc.db.write(
+        lambda conn: conn.execute(
             "UPDATE jobs SET status = 'completed', expires_at = '2000-01-01T00:00:00Z' WHERE id = ?",
             (job_id,),
         )
+    )
     assert await svc.results.sweep(svc.db) == 1
     assert not (harness.settings.files_dir / job_id).exists()
     assert await job_store.results_past(svc.db, "2999-01-01T00:00:00Z") == []

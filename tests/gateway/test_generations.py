@@ -245,3 +245,18 @@ async def test_ledger_pages_and_sums_to_balance(harness: Harness) -> None:
     items = await ledger_of(harness, key)
     assert sum(i["delta"] for i in items) == await balance_of(harness, key) == 80
     assert set(items[0]) == {"id", "delta", "reason", "job_id", "balance_after", "note", "created_at"}
+
+
+async def test_idempotency_key_expires_after_its_ttl(harness: Harness) -> None:
+    key, _ = await harness.new_key(100)
+    headers = {**bearer(key), "Idempotency-Key": "monthly-report"}
+    body = {"model": "echo", "prompt": "same"}
+    first = (await harness.client.post("/api/generations", json=body, headers=headers)).json()
+    await harness.app.state.services.db.write(
+        lambda conn: conn.execute("UPDATE idempotency SET created_at = '2000-01-01T00:00:00Z'")
+    )
+    later = (
+        await harness.client.post("/api/generations", json={**body, "prompt": "new"}, headers=headers)
+    ).json()
+    assert later["id"] != first["id"]  # past 24 h the key is free again
+    assert await balance_of(harness, key) == 80

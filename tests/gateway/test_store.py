@@ -43,8 +43,7 @@ async def test_schema_allows_one_refund_per_job_whatever_the_code_does(tmp_path:
         is None
     )
     with pytest.raises(sqlite3.IntegrityError):
-        async with db.transaction() as conn:
-            await ledger.append_entry(conn, key.id, 10, "refund", job_id=job.id)
+        await db.write(lambda conn: ledger.append_entry(conn, key.id, 10, "refund", job_id=job.id))
     assert await ledger.balance(db, key.id) == 50 == await ledger.total(db, key.id)
     await db.close()
 
@@ -52,9 +51,12 @@ async def test_schema_allows_one_refund_per_job_whatever_the_code_does(tmp_path:
 async def test_a_debit_never_takes_the_balance_below_zero(tmp_path: Path) -> None:
     db = await open_db(tmp_path)
     key = await keys.create(db, key_hash="h", prefix="gw_x", name="k", tokens=5)
-    async with db.transaction() as conn:
-        assert await ledger.append_entry(conn, key.id, -6, "debit") is None
-        assert await ledger.append_entry(conn, key.id, -5, "debit") == 0
+
+    def work(conn: sqlite3.Connection) -> None:
+        assert ledger.append_entry(conn, key.id, -6, "debit") is None
+        assert ledger.append_entry(conn, key.id, -5, "debit") == 0
+
+    await db.write(work)
     await db.close()
 
 
