@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 import anyio
@@ -122,6 +122,18 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
+class _Pending:
+    """One write waiting for the writer: its work, then its result or error."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+        self.work = work
+        self.done = anyio.Event()
+        self.result: Any = None
+        self.error: Exception | None = None
+
+
 class Database:
     """Writes run as whole transactions in one worker-thread call; reads go through aiosqlite (WAL).
 
@@ -134,6 +146,8 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writes = anyio.CapacityLimiter(1)
+        self._queue: list[_Pending] = []
+        self._flushing = False
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
 
@@ -164,20 +178,50 @@ class Database:
         self._reader = self._writer = None
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` as one transaction (BEGIN IMMEDIATE … COMMIT; ROLLBACK if it raises)."""
-        return await anyio.to_thread.run_sync(self._transact, work, limiter=self._writes)
+        """Run `work` atomically and durably, as if in a transaction of its own.
 
-    def _transact(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        Writes that arrive while one is running are committed together (group commit): each runs
+        under its own SAVEPOINT, so one that raises is rolled back alone and its caller gets the error.
+        """
+        pending = _Pending(work)
+        self._queue.append(pending)
+        if not self._flushing:
+            self._flushing = True
+            try:
+                # Shielded: the writer serves every queued caller even if its own caller is cancelled.
+                with anyio.CancelScope(shield=True):
+                    while self._queue:
+                        batch, self._queue = self._queue, []
+                        await anyio.to_thread.run_sync(self._commit_batch, batch, limiter=self._writes)
+                        for item in batch:
+                            item.done.set()
+            finally:
+                self._flushing = False
+        with anyio.CancelScope(shield=True):  # the caller always learns what was committed
+            await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return cast(T, pending.result)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
         conn = self._writer
         assert conn is not None, "database is not open"
         conn.execute("BEGIN IMMEDIATE")
         try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+            for item in batch:
+                conn.execute("SAVEPOINT work")
+                try:
+                    item.result = item.work(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO work")
+                    item.error = exc
+                conn.execute("RELEASE work")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for item in batch:
+                item.error = item.error or (exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         assert self._reader is not None, "database is not open"
