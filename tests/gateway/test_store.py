@@ -75,3 +75,23 @@ async def test_a_transaction_cancelled_at_begin_leaves_the_database_usable(tmp_p
     assert await ledger.credit(db, key.id, 1) >= 6  # a fresh transaction still begins
     assert await ledger.balance(db, key.id) == await ledger.total(db, key.id)
     await db.close()
+
+
+async def test_group_commit_keeps_each_write_atomic_on_its_own(tmp_path: Path) -> None:
+    db = await open_db(tmp_path)
+    key = await keys.create(db, key_hash="h", prefix="gw_x", name="k", tokens=10)
+    outcomes: dict[int, object] = {}
+
+    async def spend(index: int, amount: int) -> None:
+        try:
+            outcomes[index] = await ledger.credit(db, key.id, -amount)
+        except Exception as exc:  # the one that would overdraw fails alone
+            outcomes[index] = type(exc).__name__
+
+    async with anyio.create_task_group() as tg:
+        for index, amount in enumerate([3, 3, 30, 3]):
+            tg.start_soon(spend, index, amount)
+    assert outcomes[2] == "InvalidRequest"
+    assert sorted(v for k, v in outcomes.items() if k != 2) == [1, 4, 7]  # type: ignore[type-var]
+    assert await ledger.balance(db, key.id) == 1 == await ledger.total(db, key.id)
+    await db.close()
