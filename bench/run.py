@@ -166,31 +166,26 @@ def drain(server: Proc, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+def measure(server: Proc, mode: str, path: str, key: str, model: str, **options: object) -> dict[str, Any]:
+    """One load-generator run against `server`, with the server's CPU and memory over it; then drain."""
+    flags = [f"--{name}={value}" for name, value in options.items()]
+    with watching(server) as sample:
+        result = loadgen(
+            mode, f"--port={server.port}", f"--path={path}", f"--key={key}", f"--model={model}", *flags
+        )
+    result.update(sample)
+    drain(server)
+    return result
+
+
 def held_streams(gateway: Proc, bare: Proc, key: str, n: int) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for name, server, path, auth, model in (
         ("bare", bare, f"/generate?n={TICKS}&interval={INTERVAL}", "", "tick"),
         ("gateway", gateway, "/api/generate", key, "tick"),
     ):
-        with watching(server) as sample:
-            result = loadgen(
-                "streams",
-                "--port",
-                str(server.port),
-                "--path",
-                path,
-                "--key",
-                auth,
-                "--model",
-                model,
-                "--n",
-                str(n),
-                "--interval",
-                str(INTERVAL),
-            )
-        result.update(sample)
-        drain(server)
-        result["rss_per_stream_kib"] = (sample["rss_peak"] - sample["rss_before"]) / max(1, n) / 1024
+        result = measure(server, "streams", path, auth, model, n=n, interval=INTERVAL)
+        result["rss_per_stream_kib"] = (result["rss_peak"] - result["rss_before"]) / max(1, n) / 1024
         result["all_delivered"] = result["completed"] == n and result["events"] == n * (TICKS + 2)
         rows[name] = result
     rows["ratios"] = {
@@ -208,25 +203,9 @@ def first_event(gateway: Proc, bare: Proc, key: str, requests: int) -> dict[str,
             ("bare", bare, "/generate?n=0&interval=0", ""),
             ("gateway", gateway, "/api/generate", key),
         ):
-            with watching(server) as sample:
-                result = loadgen(
-                    "ttfe",
-                    "--port",
-                    str(server.port),
-                    "--path",
-                    path,
-                    "--key",
-                    auth,
-                    "--model",
-                    "instant",
-                    "--n",
-                    str(requests),
-                    "--concurrency",
-                    str(concurrency),
-                )
-            result.update(sample)
-            rows[f"{name}_c{concurrency}"] = result
-            drain(server)
+            rows[f"{name}_c{concurrency}"] = measure(
+                server, "ttfe", path, auth, "instant", n=requests, concurrency=concurrency
+            )
     rows["ratios"] = {
         "p99_c1_delta_ms": rows["gateway_c1"]["p99_ms"] - rows["bare_c1"]["p99_ms"],
         "p99_c50": rows["gateway_c50"]["p99_ms"] / rows["bare_c50"]["p99_ms"],
@@ -240,25 +219,7 @@ def create_throughput(gateway: Proc, bare: Proc, key: str, requests: int) -> dic
         ("bare", bare, "/create", ""),
         ("gateway", gateway, "/api/generations", key),
     ):
-        with watching(server) as sample:
-            result = loadgen(
-                "create",
-                "--port",
-                str(server.port),
-                "--path",
-                path,
-                "--key",
-                auth,
-                "--model",
-                "instant",
-                "--n",
-                str(requests),
-                "--concurrency",
-                "100",
-            )
-        result.update(sample)
-        rows[name] = result
-        drain(server)
+        rows[name] = measure(server, "create", path, auth, "instant", n=requests, concurrency=100)
     rows["ratios"] = {"rps": rows["gateway"]["rps"] / rows["bare"]["rps"]}
     return rows
 

@@ -104,6 +104,10 @@ MIGRATIONS: list[str] = [
         last_error TEXT
     );
     """,
+    # 2: the per-key concurrent-job check counts unfinished jobs without scanning the key's history
+    """
+    CREATE INDEX jobs_unfinished_by_key ON jobs (key_id) WHERE status IN ('queued', 'processing');
+    """,
 ]
 
 
