@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import anyio
@@ -28,8 +29,13 @@ class Event:
     def terminal(self) -> bool:
         return self.data.get("status") in TERMINAL_STATUSES
 
-    def json(self) -> str:
+    @cached_property
+    def encoded(self) -> str:
+        """The event's JSON, made once: the log stores it and every stream sends it."""
         return json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+
+    def json(self) -> str:
+        return self.encoded
 
     def sse(self, retry_ms: int | None = None) -> str:
         """`id:` then one `data:` line, no `event:` line, so EventSource.onmessage sees every event."""
