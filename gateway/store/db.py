@@ -131,9 +131,9 @@ class _Pending:
 
     __slots__ = ("done", "error", "result", "work")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(self, work: Callable[[sqlite3.Connection], Any], done: anyio.Event) -> None:
         self.work = work
-        self.done = anyio.Event()
+        self.done = done  # shared by every write of the same batch: one Event per commit, not per write
         self.result: Any = None
         self.error: Exception | None = None
 
@@ -151,6 +151,7 @@ class Database:
         self.path = path
         self._writes = anyio.CapacityLimiter(1)
         self._queue: list[_Pending] = []
+        self._next_done: anyio.Event | None = None
         self._flushing = False
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -187,7 +188,9 @@ class Database:
         Writes that arrive while one is running are committed together (group commit): each runs
         under its own SAVEPOINT, so one that raises is rolled back alone and its caller gets the error.
         """
-        pending = _Pending(work)
+        if self._next_done is None:
+            self._next_done = anyio.Event()
+        pending = _Pending(work, self._next_done)
         self._queue.append(pending)
         if not self._flushing:
             self._flushing = True
@@ -195,10 +198,11 @@ class Database:
                 # Shielded: the writer serves every queued caller even if its own caller is cancelled.
                 with anyio.CancelScope(shield=True):
                     while self._queue:
-                        batch, self._queue = self._queue, []
+                        batch, done = self._queue, self._next_done
+                        self._queue, self._next_done = [], None
                         await anyio.to_thread.run_sync(self._commit_batch, batch, limiter=self._writes)
-                        for item in batch:
-                            item.done.set()
+                        if done is not None:
+                            done.set()
             finally:
                 self._flushing = False
         with anyio.CancelScope(shield=True):  # the caller always learns what was committed
