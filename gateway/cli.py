@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -57,12 +58,29 @@ def demo_settings(host: str, port: int, simulator_url: str) -> Settings:
     from providers.simulator import PREFIXES
 
     base = _settings_for(host, port)
+    speed = base.simulator.speed
     providers = {
-        name: config.model_copy(update={"base_url": simulator_url + PREFIXES[name], "base_url_env": None})
+        name: config.model_copy(
+            update={
+                "base_url": simulator_url + PREFIXES[name],
+                "base_url_env": None,
+                # a faster simulator is polled faster, so a quick demo still shows its progress
+                "poll_interval": max(0.1, config.poll_interval / speed)
+                if "poll_interval" not in overridden
+                else config.poll_interval,
+            }
+        )
         for name, config in base.providers.items()
         if name in PREFIXES
+        for overridden in [_env_overrides(name)]
     }
     return base.model_copy(update={"demo": True, "providers": providers})
+
+
+def _env_overrides(provider: str) -> set[str]:
+    """The provider fields set by GATEWAY_PROVIDERS__<NAME>__<FIELD> variables (they win over scaling)."""
+    prefix = f"GATEWAY_PROVIDERS__{provider.upper()}__"
+    return {name[len(prefix) :].lower() for name in os.environ if name.upper().startswith(prefix)}
 
 
 async def _serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
