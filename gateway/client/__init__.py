@@ -1,0 +1,41 @@
+"""The Python SDK: async and sync clients for the gateway, typed events and typed errors.
+
+    from gateway.client import Gateway
+    with Gateway("http://127.0.0.1:8000", "gw_...") as gw:
+        for event in gw.generate("suno", "an upbeat pop song"):
+            print(event.status, event.progress)
+
+`generate()` and `events()` resume by themselves with `Last-Event-ID` when the connection drops.
+"""
+
+from gateway.client.async_client import AsyncGateway
+from gateway.client.errors import (
+    Conflict,
+    Forbidden,
+    GatewayError,
+    InsufficientTokens,
+    InvalidRequest,
+    JobFailed,
+    NotFound,
+    ProviderUnavailable,
+    RateLimited,
+    Unauthorized,
+)
+from gateway.client.events import JobEvent
+from gateway.client.sync_client import Gateway
+
+__all__ = [
+    "AsyncGateway",
+    "Conflict",
+    "Forbidden",
+    "Gateway",
+    "GatewayError",
+    "InsufficientTokens",
+    "InvalidRequest",
+    "JobEvent",
+    "JobFailed",
+    "NotFound",
+    "ProviderUnavailable",
+    "RateLimited",
+    "Unauthorized",
+]

@@ -1,0 +1,88 @@
+"""The SDK's typed errors: one per contract status, carrying the contract's `code`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class GatewayError(Exception):
+    """An error answer from the gateway: `status` (HTTP), `code` (the contract's), `message`, `body`."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        self.code: str = body.get("code", "unknown")
+        self.message: str = body.get("message", "")
+        super().__init__(f"{status} {self.code}: {self.message}")
+
+
+class InvalidRequest(GatewayError):
+    pass
+
+
+class Unauthorized(GatewayError):
+    pass
+
+
+class Forbidden(GatewayError):
+    pass
+
+
+class NotFound(GatewayError):
+    pass
+
+
+class Conflict(GatewayError):
+    pass
+
+
+class InsufficientTokens(GatewayError):
+    @property
+    def required(self) -> int:
+        return int(self.body.get("required", 0))
+
+    @property
+    def balance(self) -> int:
+        return int(self.body.get("balance", 0))
+
+
+class RateLimited(GatewayError):
+    @property
+    def retry_after(self) -> int:
+        return int(self.body.get("retry_after", 1))
+
+
+class ProviderUnavailable(GatewayError):
+    pass
+
+
+class JobFailed(GatewayError):
+    """Raised by `run()` when a job ends with `Error` or `Canceled` (it was refunded)."""
+
+
+BY_STATUS: dict[int, type[GatewayError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    410: NotFound,
+    418: InsufficientTokens,
+    429: RateLimited,
+    503: ProviderUnavailable,
+}
+
+
+async def _raise_for_error(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    await response.aread()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"code": "http_error", "message": response.text[:300]}
+    if not isinstance(body, dict):
+        body = {"code": "http_error", "message": str(body)[:300]}
+    raise BY_STATUS.get(response.status_code, GatewayError)(response.status_code, body)
