@@ -175,7 +175,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--deadline", type=float, default=150.0, help="seconds before open streams are dropped")
+    parser.add_argument(
+        "--deadline", type=float, default=150.0, help="seconds before open streams are dropped"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -95,6 +95,41 @@ def gateway_env(data_dir: Path, *, max_jobs: int) -> dict[str, str]:
     return env
 
 
+SIM_SPEED, SIM_POLL, RELAY_JOBS, THROUGHPUT_JOBS = 50.0, 0.2, 100, 300
+
+
+def simulator_env(env: dict[str, str], simulator_url: str) -> dict[str, str]:
+    """The gateway's providers pointed at a simulator process, as `gateway demo` does in-process."""
+    env = dict(env, GATEWAY_DEMO="true")
+    for name, prefix in (("LUMA", "/luma/dream-machine/v1"), ("SUNO", "/suno")):
+        env[f"GATEWAY_PROVIDERS__{name}__BASE_URL"] = simulator_url + prefix
+        env[f"GATEWAY_PROVIDERS__{name}__POLL_INTERVAL"] = str(SIM_POLL)
+        env[f"GATEWAY_PROVIDERS__{name}__MAX_IN_FLIGHT"] = "10000"
+    return env
+
+
+def upstream(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [PY, "-m", "bench.upstream", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def relay(gateway: Proc, simulator_url: str, key: str) -> dict[str, Any]:
+    """The same luma jobs followed through the gateway's SSE and by polling the simulator directly."""
+    direct = upstream("direct", simulator_url, str(RELAY_JOBS), str(SIM_POLL))
+    through = measure(gateway, "streams", "/api/generate", key, "luma", n=RELAY_JOBS, interval=SIM_POLL)
+    through["jobs_per_s"] = through["completed"] / through["wall_s"]
+    direct["jobs_per_s"] = RELAY_JOBS / direct["wall_s"]
+    through["events_per_s"] = through["events"] / through["wall_s"]
+    return {
+        "direct": direct,
+        "gateway": through,
+        "ratios": {"jobs_per_s": through["jobs_per_s"] / direct["jobs_per_s"]},
+    }
+
+
 def create_key(env: dict[str, str], tokens: int) -> str:
     out = subprocess.run(
         [
@@ -283,11 +318,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"| no overspend: balance {ledger['balance']}, ledger sum {ledger['ledger_sum']} | | "
         f"{ledger['no_overspend']} | | always |",
     ]
-    if "throughput" in results:
-        t = results["throughput"]
-        lines.append(
-            f"| job throughput (simulator, max speed), jobs/min | | {t['jobs_per_minute']:.0f} | | |"
-        )
+    r = results["relay"]
+    lines.append(
+        f"| relay: {RELAY_JOBS} luma jobs, jobs/s (events/s) | direct poll {r['direct']['jobs_per_s']:.1f} "
+        f"({r['direct']['changes_per_s']:.0f}) | {r['gateway']['jobs_per_s']:.1f} ({r['gateway']['events_per_s']:.0f}) "
+        f"| {r['ratios']['jobs_per_s']:.2f}× | ≥ 0.8× |"
+    )
+    t = results["throughput"]
+    lines.append(
+        f"| job throughput: {t['jobs']} suno jobs, simulator ×{SIM_SPEED:g}, completed/min | | "
+        f"{t['jobs_per_minute']:.0f} ({t['completed']} done, {t['failed']} failed) | | |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -298,9 +339,15 @@ def main() -> None:
     sizes = [100] if args.quick else [1000, 5000]
     requests = 100 if args.quick else 200
     data_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    env = gateway_env(data_dir, max_jobs=max(sizes) * 2)
+    bare_port, gateway_port, simulator_port = free_port(), free_port(), free_port()
+    simulator_url = f"http://127.0.0.1:{simulator_port}"
+    env = simulator_env(gateway_env(data_dir, max_jobs=max(sizes) * 2), simulator_url)
     key = create_key(env, tokens=10_000_000)
-    bare_port, gateway_port = free_port(), free_port()
+    simulator = Proc(
+        [PY, "-m", "providers.simulator", "--port", str(simulator_port), "--speed", str(SIM_SPEED)],
+        env,
+        simulator_port,
+    )
     bare = Proc(
         [
             PY,
@@ -336,9 +383,18 @@ def main() -> None:
         ledger = ledger_proof(gateway, key)
         ledger["debits_per_s"] = results["create"]["gateway"]["rps"]
         results["ledger"] = ledger
+        results["relay"] = relay(gateway, simulator_url, key)
+        results["throughput"] = upstream(  # a fresh key: its completed jobs are exactly these
+            "throughput",
+            f"http://127.0.0.1:{gateway_port}",
+            create_key(env, 100_000),
+            str(THROUGHPUT_JOBS),
+            "suno",
+        )
     finally:
         gateway.stop()
         bare.stop()
+        simulator.stop()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
     (RESULTS / "latest.md").write_text(markdown(results))
