@@ -113,5 +113,6 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # /api/balance/ is a JSON 404, not a bodiless redirect
     app.state.metrics = metrics
     return app

@@ -72,8 +72,6 @@ class Catalog:
     def _style(model_id: str, config: ModelConfig, style: Any) -> tuple[str | None, str | None]:
         if style is None or style == "":
             return None, None
-        if isinstance(style, int) and not isinstance(style, bool):
-            style = str(style)
         if not isinstance(style, str):
             raise InvalidRequest("`style` must be a string.")
         for known in config.styles:

@@ -90,6 +90,11 @@ class Expired(ApiError):
     code = "expired"
 
 
+class RangeNotSatisfiable(ApiError):
+    status_code = 416
+    code = "range_not_satisfiable"
+
+
 class PayloadTooLarge(ApiError):
     status_code = 413
     code = "payload_too_large"

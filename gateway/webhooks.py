@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +37,25 @@ def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, including IPv4's legacy forms (127.1, 0x7f000001, 2130706433)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def check_callback_url(url: str, *, allow_private: bool) -> None:
     """http(s) only; loopback and private addresses refused unless the operator allows them."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as exc:
+        raise InvalidRequest(f"`callback_url` is not a valid URL: {exc}.", field="callback_url") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequest("`callback_url` must be an absolute http(s) URL.", field="callback_url")
     if allow_private:
@@ -46,9 +63,8 @@ def check_callback_url(url: str, *, allow_private: bool) -> None:
     host = parts.hostname.lower()
     if host == "localhost" or host.endswith(BLOCKED_SUFFIXES):
         raise InvalidRequest("`callback_url` may not point at a local host.", field="callback_url")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _literal_address(host)
+    if address is None:
         return  # a name: resolved and checked again at delivery time
     if _private(address):
         raise InvalidRequest(

@@ -92,9 +92,11 @@ class SunoProvider:
                 yield Failed(f"suno-api answered an unknown clip status {unknown[0]!r}")
                 return
             status = min((c.status for c in clips), key=STATUS_PROGRESS.__getitem__)
-            if status != last:
-                last = status
-                yield Queued() if status == "queued" else Progress(STATUS_PROGRESS[status], status)
+            # submitted and queued are both the upstream's queue: one Queued, then Processing.
+            phase = "queued" if status in ("submitted", "queued") else status
+            if phase != last:
+                last = phase
+                yield Queued() if phase == "queued" else Progress(STATUS_PROGRESS[status], status)
             await poll_pause(self.client)
 
     async def cancel(self, upstream_id: str) -> bool:

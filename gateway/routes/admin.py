@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from gateway import auth
 from gateway.errors import InvalidRequest, NotFound
-from gateway.routes.common import read_json, services
+from gateway.routes.common import MAX_INTEGER, read_json, services
 from gateway.store import keys, ledger
 from gateway.store.keys import ApiKey
 
@@ -19,8 +19,8 @@ def _int_or_none(body: dict[str, Any], name: str, *, minimum: int = 0) -> int | 
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidRequest(f"`{name}` must be an integer of at least {minimum}, or null.")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INTEGER:
+        raise InvalidRequest(f"`{name}` must be an integer from {minimum} to {MAX_INTEGER}, or null.")
     return value
 
 
@@ -85,6 +85,11 @@ async def update_key(request: Request) -> Response:
     auth.require_admin(request)
     await _key(request)
     body = await _object_body(request)
+    unknown = sorted(set(body) - {"name", "models", "rate_limit_per_minute", "max_concurrent_jobs"})
+    if unknown:
+        raise InvalidRequest(
+            f"`{unknown[0]}` cannot be changed here (tokens move through /credit; revoke with DELETE)."
+        )
     changes: dict[str, Any] = {}
     if "name" in body:
         if not isinstance(body["name"], str) or not body["name"].strip():
@@ -113,8 +118,10 @@ async def credit_key(request: Request) -> Response:
     key = await _key(request)
     body = await _object_body(request)
     tokens = body.get("tokens")
-    if isinstance(tokens, bool) or not isinstance(tokens, int):
-        raise InvalidRequest("`tokens` must be an integer (negative to take tokens away).")
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens == 0 or abs(tokens) > MAX_INTEGER:
+        raise InvalidRequest(
+            f"`tokens` must be a non-zero integer up to {MAX_INTEGER} (negative takes tokens away)."
+        )
     note = body.get("note")
     if note is not None and not isinstance(note, str):
         raise InvalidRequest("`note` must be a string.")

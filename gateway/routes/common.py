@@ -13,6 +13,8 @@ from gateway.jobs import Services
 from gateway.ratelimit import RateLimiter
 from gateway.store.keys import ApiKey
 
+MAX_INTEGER = 2**53 - 1  # what every JSON client (JavaScript included) can hold exactly; SQLite holds it too
+
 
 def services(request: Request) -> Services:
     svc: Services = request.app.state.services
@@ -47,11 +49,16 @@ async def read_json(request: Request) -> Any:
             raise PayloadTooLarge(f"The body is over the {limit}-byte limit.", limit=limit)
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
+        body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}.") from exc
     except RecursionError as exc:
         raise InvalidRequest("The body's JSON is nested too deeply.") from exc
+    try:  # JSON may escape lone UTF-16 surrogates (\ud800) that no UTF-8 text can hold
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest("The body holds a lone UTF-16 surrogate, which is not text.") from exc
+    return body
 
 
 def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:
@@ -59,6 +66,6 @@ def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -
     limit_text, offset_text = params.get("limit", str(default_limit)), params.get("offset", "0")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
         raise InvalidRequest(f"`limit` must be an integer from 1 to {max_limit}.")
-    if not offset_text.isdigit():
-        raise InvalidRequest("`offset` must be a non-negative integer.")
+    if not offset_text.isdigit() or int(offset_text) > MAX_INTEGER:
+        raise InvalidRequest(f"`offset` must be an integer from 0 to {MAX_INTEGER}.")
     return int(limit_text), int(offset_text)

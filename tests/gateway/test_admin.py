@@ -109,5 +109,6 @@ async def test_admin_api_is_off_without_a_token(tmp_path: Path) -> None:
 
 async def test_unknown_route_and_method_are_json(harness: Harness) -> None:
     assert_error(await harness.client.get("/nope"), 404, "not_found")
+    assert_error(await harness.client.get("/api/balance/"), 404, "not_found")  # no bodiless redirect
     response = await harness.client.delete("/api/ping")
     assert response.status_code == 405 and response.json()["status"] == "Error"

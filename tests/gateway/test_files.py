@@ -39,6 +39,21 @@ async def test_download_and_range(harness: Harness) -> None:
     assert "authorization" not in {k.lower() for k in ranged.request.headers}
 
 
+async def test_malformed_range_serves_the_whole_file_and_unsatisfiable_is_json_416(harness: Harness) -> None:
+    stored(harness)
+    url = link(harness, int(time.time()) + 600)
+    for header in ("bytes=abc", "bytes=10-5", "items=0-5"):
+        response = await harness.client.get(url, headers={"Range": header})
+        assert response.status_code == 200 and response.content == PAYLOAD, header
+    for header in ("bytes=999999-", "bytes=-0"):
+        body = assert_error(
+            await harness.client.get(url, headers={"Range": header}), 416, "range_not_satisfiable"
+        )
+        assert body["size"] == len(PAYLOAD)
+    suffix = await harness.client.get(url, headers={"Range": "bytes=-10"})
+    assert suffix.status_code == 206 and suffix.content == PAYLOAD[-10:]
+
+
 async def test_tampered_expired_unknown(harness: Harness) -> None:
     stored(harness)
     url = link(harness, int(time.time()) + 600)

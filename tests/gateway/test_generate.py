@@ -128,6 +128,12 @@ async def test_ping_health_ready(harness: Harness) -> None:
         ({"model": "echo", "prompt": "x", "callback_url": "ftp://example.com/hook"}, "invalid_request"),
         ({"model": "echo", "prompt": "x", "callback_url": "http://127.0.0.1/hook"}, "invalid_request"),
         ({"model": "echo", "prompt": "x", "callback_url": "http://10.1.2.3/hook"}, "invalid_request"),
+        ({"model": "echo", "prompt": "x", "callback_url": "http://[::1"}, "invalid_request"),
+        ({"model": "echo", "prompt": "x", "callback_url": "http://127.1/h"}, "invalid_request"),
+        ({"model": "echo", "prompt": "x", "callback_url": "http://0x7f000001/h"}, "invalid_request"),
+        ({"model": "echo", "prompt": "x", "callback_url": "http://2130706433/h"}, "invalid_request"),
+        ({"model": "echo", "prompt": "x", "callback_url": "http://example.com:99999/h"}, "invalid_request"),
+        ({"model": "pika", "prompt": "x", "style": 4}, "invalid_request"),
     ],
 )
 async def test_bad_requests_are_refused_before_any_debit(harness: Harness, body: Any, code: str) -> None:
@@ -157,6 +163,12 @@ async def test_malformed_json_and_non_object(harness: Harness) -> None:
     )
     assert_error(
         await harness.client.post("/api/generate", content=b"[1]", headers=headers), 400, "invalid_request"
+    )
+    lone_surrogate = b'{"model": "echo", "prompt": "\\ud800"}'  # valid JSON, not text
+    assert_error(
+        await harness.client.post("/api/generate", content=lone_surrogate, headers=headers),
+        400,
+        "invalid_request",
     )
     deep = b"[" * 100_000 + b"]" * 100_000
     assert_error(

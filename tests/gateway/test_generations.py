@@ -82,7 +82,7 @@ async def test_list_pages_newest_first_with_status_filter(harness: Harness) -> N
     assert [j["id"] for j in rest["items"]] == [ids[0]]
     failed = (await harness.client.get("/api/generations?status=failed", headers=bearer(key))).json()
     assert [j["id"] for j in failed["items"]] == [ids[1]] and failed["total"] == 1
-    for bad in ("limit=0", "limit=101", "limit=x", "offset=-1", "status=done"):
+    for bad in ("limit=0", "limit=101", "limit=x", "offset=-1", "status=done", "offset=9223372036854775808"):
         assert_error(
             await harness.client.get(f"/api/generations?{bad}", headers=bearer(key)), 400, "invalid_request"
         )
