@@ -22,8 +22,9 @@ TERMINAL = ("completed", "failed", "canceled")
 
 
 @dataclass(frozen=True)
-class Job:
-    id: str
+class JobRequest:
+    """What a job was asked to do and what it costs: fixed when it is created."""
+
     key_id: str
     model: str
     served_model: str
@@ -32,10 +33,22 @@ class Job:
     effective_prompt: str
     style: str | None
     options: dict[str, Any]
-    callback_url: str | None
+    cost: int
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class NewJob(JobRequest):
+    extra_first_event: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(JobRequest):
+    """A stored job: its request plus everything that happened to it since."""
+
+    id: str
     status: str
     progress: int | None
-    cost: int
     refunded: bool
     url: str | None
     urls: list[str] | None
@@ -52,21 +65,6 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
-
-
-@dataclass(frozen=True)
-class NewJob:
-    key_id: str
-    model: str
-    served_model: str
-    provider: str
-    prompt: str
-    effective_prompt: str
-    style: str | None
-    options: dict[str, Any]
-    cost: int
-    callback_url: str | None = None
-    extra_first_event: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
