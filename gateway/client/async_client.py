@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import httpx
-from httpx_sse import aconnect_sse
+from httpx_sse import EventSource, aconnect_sse
 
 from gateway.client.errors import GatewayError, JobFailed, _raise_for_error
 from gateway.client.events import JobEvent
@@ -84,10 +84,7 @@ class AsyncGateway:
         try:
             async with aconnect_sse(self.http, "POST", "/api/generate", json=body, headers=headers) as source:
                 await _raise_for_error(source.response)
-                async for sse in source.aiter_sse():
-                    if not sse.data:
-                        continue
-                    event = JobEvent.from_sse(sse)
+                async for event in _job_events(source):
                     job_id, last_id = event.job_id, event.id
                     yield event
                     if event.terminal:
@@ -113,10 +110,7 @@ class AsyncGateway:
                     if source.response.status_code == 204:
                         return  # nothing after the terminal event
                     await _raise_for_error(source.response)
-                    async for sse in source.aiter_sse():
-                        if not sse.data:
-                            continue
-                        event = JobEvent.from_sse(sse)
+                    async for event in _job_events(source):
                         last_event_id, failures = event.id, 0
                         yield event
                         if event.terminal:
@@ -201,3 +195,10 @@ class AsyncGateway:
                         if on_progress:
                             on_progress(done, total)
         return target
+
+
+async def _job_events(source: EventSource) -> AsyncIterator[JobEvent]:
+    """The events of one SSE response, typed (comments and empty data skipped)."""
+    async for sse in source.aiter_sse():
+        if sse.data:
+            yield JobEvent.from_sse(sse)

@@ -196,36 +196,7 @@ async def create(
                 " VALUES (?, ?, ?, ?, ?)",
                 (new.key_id, idempotency.key, idempotency.body_hash, job_id, created),
             )
-        return (
-            Job(
-                id=job_id,
-                key_id=new.key_id,
-                model=new.model,
-                served_model=new.served_model,
-                provider=new.provider,
-                prompt=new.prompt,
-                effective_prompt=new.effective_prompt,
-                style=new.style,
-                options=new.options,
-                callback_url=new.callback_url,
-                status="queued",
-                progress=None,
-                cost=new.cost,
-                refunded=False,
-                url=None,
-                urls=None,
-                content_type=None,
-                error=None,
-                error_code=None,
-                upstream_id=None,
-                last_event_id=first.seq,
-                created_at=created or "",
-                updated_at=created or "",
-                completed_at=None,
-                expires_at=None,
-            ),
-            first,
-        )
+        return _get_in(conn, job_id), first  # read back in the writer thread: no extra round trip
 
     return await db.write(work)
 
