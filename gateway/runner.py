@@ -222,15 +222,17 @@ class Runner:
         if recorded is not None:
             await self.notify_finished(job.id)
 
-    async def notify_finished(self, job_id: str) -> None:
+    async def notify_finished(self, job_id: str) -> Job | None:
+        """Run the on-finished hooks (metrics, webhooks) with the finished job, and return it."""
         finished = await job_store.get(self.db, job_id)
         if finished is None:
-            return
+            return None
         for callback in self.on_finished:
             try:
                 await callback(finished)
             except Exception:
                 log.exception("job %s: an on-finished hook failed", job_id)
+        return finished
 
     async def _cancel_upstream(self, upstream: Upstream, upstream_id: str) -> bool:
         with anyio.move_on_after(15, shield=True):

@@ -61,8 +61,7 @@ async def cancel_generation(request: Request) -> Response:
         raise AlreadyFinished("The job already finished.", job_status=latest.status if latest else None)
     svc.hub.publish(recorded)
     await svc.runner.stop_job(job)
-    await svc.runner.notify_finished(job.id)
-    latest = await job_store.get(svc.db, job.id)
+    latest = await svc.runner.notify_finished(job.id)
     assert latest is not None
     return JSONResponse(job_object(svc, latest))
 
