@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +97,16 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("data")
+    database_url: str | None = None
+    """Unset: the SQLite file in the data dir. `postgresql://user@host:port/db`: a PostgreSQL store."""
+    redis_url: str | None = None
+    """Unset: events, rate limits and caps stay in the process (or in PostgreSQL when it is shared)."""
+    redis_prefix: str = "gateway:"
+    storage_url: str | None = None
+    """Unset: the data dir's files folder. `file:///path` or `s3://bucket/prefix`."""
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    lease_seconds: float = Field(default=15.0, gt=0)
+    """How long a replica's claim on a job lasts without renewal; another replica takes over after it."""
     admin_token: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     url_signing_key: str | None = None
@@ -134,6 +145,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "gateway.sqlite3"
+
+    @property
+    def shared_database(self) -> bool:
+        """True on PostgreSQL: several replicas may share it, so jobs are driven under leases."""
+        return bool(self.database_url) and not str(self.database_url).startswith("sqlite")
 
     @property
     def files_dir(self) -> Path:
