@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.db_path)
         await db.open()
-        hub = EventHub()
+        bus = EventHub()
         registry = Registry(settings, sleep=upstream_sleep, observer=metrics.observe_upstream)
         results = ResultStore(
             settings.files_dir,
@@ -49,11 +49,11 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             settings.public_url,
             max_bytes=settings.max_result_bytes,
         )
-        runner = Runner(db, hub, registry, results, settings, on_finished=[metrics.record_job])
+        runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job])
         svc = Services(
             settings=settings,
             db=db,
-            hub=hub,
+            bus=bus,
             catalog=Catalog(settings),
             registry=registry,
             results=results,

@@ -1,14 +1,14 @@
-"""Job events: the event model, its SSE encoding, and the fan-out to live listeners."""
+"""Job events: the event model, its SSE encoding, the event bus protocol and its in-process engine."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -43,10 +43,42 @@ class Event:
         return f"id: {self.seq}\n{retry}data: {self.json()}\n\n"
 
 
-class EventHub:
-    """Fans each recorded event out to the live listeners of its job (in-process)."""
+OnTerminal = Callable[[str], None]
 
-    def __init__(self) -> None:
+
+class EventBus(Protocol):
+    """Live fan-out of recorded events to every listener of a job, in this process or across replicas.
+
+    The durable log is the truth; the bus only says "there is more". `poll_seconds` is how long a
+    follower waits for a live event before it reads the log anyway (None: never — the bus loses nothing).
+    """
+
+    poll_seconds: float | None
+
+    def subscribe(self, job_id: str) -> AbstractContextManager[MemoryObjectReceiveStream[Event]]: ...
+
+    async def publish(self, event: Event) -> None: ...
+
+    def on_remote_terminal(self, callback: OnTerminal) -> None:
+        """Call `callback(job_id)` for each terminal event recorded by another replica."""
+
+    async def serve(self) -> None:
+        """Run whatever the engine needs in the background (owned by the app's task group)."""
+
+    async def aclose(self) -> None: ...
+
+    @property
+    def listener_count(self) -> int: ...
+
+
+class EventHub:
+    """The in-process engine: fans each recorded event out to the live listeners of its job.
+
+    Alone it serves one process; the Redis engine uses one for the listeners on its own replica.
+    """
+
+    def __init__(self, poll_seconds: float | None = None) -> None:
+        self.poll_seconds = poll_seconds
         self._listeners: dict[str, set[MemoryObjectSendStream[Event]]] = defaultdict(set)
 
     @contextmanager
@@ -64,7 +96,20 @@ class EventHub:
             send.close()
             receive.close()
 
-    def publish(self, event: Event) -> None:
+    async def publish(self, event: Event) -> None:
+        self.deliver(event)
+
+    def on_remote_terminal(self, callback: OnTerminal) -> None:
+        pass  # one process: there is no other replica
+
+    async def serve(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def deliver(self, event: Event) -> None:
+        """Hand an event to this process's listeners of its job, never waiting on a slow one."""
         for send in list(self._listeners.get(event.job_id, ())):
             try:
                 send.send_nowait(event)

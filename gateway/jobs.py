@@ -10,7 +10,7 @@ from typing import Any
 from gateway import auth
 from gateway.catalog import Catalog, validate_options
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
-from gateway.events import Event, EventHub
+from gateway.events import Event, EventBus
 from gateway.files import ResultStore
 from gateway.metrics import Metrics
 from gateway.registry import Registry
@@ -30,7 +30,7 @@ class Services:
 
     settings: Settings
     db: Database
-    hub: EventHub
+    bus: EventBus
     catalog: Catalog
     registry: Registry
     results: ResultStore
@@ -98,7 +98,7 @@ async def create_job(
     )
     if first is not None:
         svc.metrics.tokens_debited.inc(job.cost)
-        svc.hub.publish(first)
+        await svc.bus.publish(first)
         svc.runner.start(job)
     return job, first
 

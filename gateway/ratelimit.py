@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,50 +13,78 @@ from gateway.errors import RateLimited
 WINDOW = 60
 
 
-@dataclass
-class Window:
-    start: float
-    count: int = 0
+class WindowCounter(Protocol):
+    """Where the per-key counts of the current window live: this process, the database, or Redis."""
+
+    async def increment(self, key_id: str, window_start: int) -> int:
+        """Count one request in the window and return the window's count, this one included."""
+        ...
+
+    async def current(self, key_id: str, window_start: int) -> int: ...
+
+
+class MemoryCounter:
+    """The in-process engine: one process counts alone."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    async def increment(self, key_id: str, window_start: int) -> int:
+        count = await self.current(key_id, window_start) + 1
+        self._windows[key_id] = (window_start, count)
+        if len(self._windows) > 100_000:  # forget idle keys
+            self._windows = {k: w for k, w in self._windows.items() if w[0] == window_start}
+        return count
+
+    async def current(self, key_id: str, window_start: int) -> int:
+        start, count = self._windows.get(key_id, (window_start, 0))
+        return count if start == window_start else 0
 
 
 class RateLimiter:
-    def __init__(self, default_per_minute: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        default_per_minute: int,
+        counter: WindowCounter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.default = default_per_minute
+        self.counter = counter or MemoryCounter()
         self.clock = clock
-        self._windows: dict[str, Window] = {}
 
-    def _window(self, key_id: str) -> Window:
-        now = self.clock()
-        start = now - now % WINDOW
-        window = self._windows.get(key_id)
-        if window is None or window.start != start:
-            window = self._windows[key_id] = Window(start)
-            if len(self._windows) > 100_000:  # forget idle keys
-                self._windows = {k: w for k, w in self._windows.items() if w.start == start}
-        return window
+    def _window_start(self) -> int:
+        now = int(self.clock())
+        return now - now % WINDOW
 
-    def headers(self, key_id: str, limit: int | None) -> dict[str, str]:
-        limit = limit or self.default
-        window = self._window(key_id)
+    @staticmethod
+    def _headers(limit: int, count: int, window_start: int) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(max(0, limit - window.count)),
-            "X-RateLimit-Reset": str(int(window.start + WINDOW)),
+            "X-RateLimit-Remaining": str(max(0, limit - count)),
+            "X-RateLimit-Reset": str(window_start + WINDOW),
         }
 
-    def hit(self, key_id: str, limit: int | None) -> dict[str, str]:
-        """Count one creating request; 429 `rate_limited` with Retry-After when over the limit."""
+    async def headers(self, key_id: str, limit: int | None) -> dict[str, str]:
+        start = self._window_start()
+        return self._headers(limit or self.default, await self.counter.current(key_id, start), start)
+
+    async def hit(self, key_id: str, limit: int | None) -> dict[str, str]:
+        """Count one creating request; 429 `rate_limited` with Retry-After when over the limit.
+
+        Counted first, checked after: one atomic increment decides, whichever replica asks.
+        """
         limit = limit or self.default
-        window = self._window(key_id)
-        if window.count >= limit:
-            retry_after = max(1, int(window.start + WINDOW - self.clock()) + 1)
+        start = self._window_start()
+        count = await self.counter.increment(key_id, start)
+        headers = self._headers(limit, count, start)
+        if count > limit:
+            retry_after = max(1, int(start + WINDOW - self.clock()) + 1)
             error = RateLimited(
                 f"This key may create {limit} jobs a minute; try again in {retry_after} s.", retry_after
             )
-            error.headers.update(self.headers(key_id, limit))
+            error.headers.update(headers)
             raise error
-        window.count += 1
-        return self.headers(key_id, limit)
+        return headers
 
 
 class RateLimitHeaders:

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from gateway.events import Event, EventHub
+from gateway.events import Event, EventBus
 from gateway.files import MirrorError, ResultStore
 from gateway.registry import Registry, Upstream
 from gateway.settings import Settings
@@ -41,14 +41,14 @@ class Runner:
     def __init__(
         self,
         db: Database,
-        hub: EventHub,
+        bus: EventBus,
         registry: Registry,
         results: ResultStore,
         settings: Settings,
         on_finished: list[OnFinished] | None = None,
     ) -> None:
         self.db = db
-        self.hub = hub
+        self.bus = bus
         self.registry = registry
         self.results = results
         self.settings = settings
@@ -89,7 +89,7 @@ class Runner:
 
     async def _publish(self, event: Event | None) -> None:
         if event is not None:
-            self.hub.publish(event)
+            await self.bus.publish(event)
 
     async def _record(self, job: Job, changes: dict[str, Any], event: dict[str, Any] | None) -> None:
         await self._publish(await job_store.record(self.db, job.id, changes, event))

@@ -4,42 +4,53 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from gateway.events import Event, EventHub
+from gateway.events import Event, EventBus
 from gateway.store import events as event_log
 from gateway.store.db import Database
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def follow(db: Database, hub: EventHub, job_id: str, after: int = 0) -> AsyncIterator[Event]:
+async def follow(db: Database, bus: EventBus, job_id: str, after: int = 0) -> AsyncIterator[Event]:
     """Every event with an id above `after`, in order, without gaps or repeats.
 
     The subscription opens before the log is read, so nothing recorded in between is missed; a live
-    event that arrives out of turn (or a listener that fell behind) sends us back to the log.
+    event that arrives out of turn (or a listener that fell behind, or a quiet spell on a bus that can
+    lose messages) sends us back to the log.
     """
-    with hub.subscribe(job_id) as live:
-        for event in await event_log.after(db, job_id, after):
-            yield event
-            after = event.seq
-            if event.terminal:
-                return
-        async for event in live:
-            if event.seq <= after:
-                continue
-            batch = [event] if event.seq == after + 1 else await event_log.after(db, job_id, after)
-            for item in batch:
-                yield item
-                after = item.seq
-                if item.terminal:
+    with bus.subscribe(job_id) as live:
+        batch = await event_log.after(db, job_id, after)
+        while True:
+            for event in batch:
+                if event.seq <= after:
+                    continue
+                yield event
+                after = event.seq
+                if event.terminal:
                     return
+            live_event = await _next(live, bus.poll_seconds)
+            if live_event is not None and live_event.seq <= after + 1:
+                batch = [live_event]
+            else:
+                batch = await event_log.after(db, job_id, after)
+
+
+async def _next(live: MemoryObjectReceiveStream[Event], within: float | None) -> Event | None:
+    if within is None:
+        return await live.receive()
+    with anyio.move_on_after(within):
+        return await live.receive()
+    return None
 
 
 def sse_response(
     db: Database,
-    hub: EventHub,
+    bus: EventBus,
     job_id: str,
     *,
     after: int = 0,
@@ -60,7 +71,7 @@ def sse_response(
                 start = first.seq
                 if first.terminal:
                     return
-            async for event in follow(db, hub, job_id, start):
+            async for event in follow(db, bus, job_id, start):
                 yield event.sse(retry_ms).encode()
         finally:
             if open_streams is not None:

@@ -26,9 +26,9 @@ async def authenticate(request: Request, *, creating: bool = False) -> ApiKey:
     key = await require_key(request)
     limiter: RateLimiter = request.app.state.limiter
     if creating:
-        request.state.rate_headers = limiter.hit(key.id, key.rate_limit_per_minute)
+        request.state.rate_headers = await limiter.hit(key.id, key.rate_limit_per_minute)
     else:
-        request.state.rate_headers = limiter.headers(key.id, key.rate_limit_per_minute)
+        request.state.rate_headers = await limiter.headers(key.id, key.rate_limit_per_minute)
     return key
 
 

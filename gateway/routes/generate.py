@@ -21,7 +21,7 @@ async def generate(request: Request) -> Response:
     # An idempotent replay (first is None) streams the earlier job from its first event.
     return sse_response(
         svc.db,
-        svc.hub,
+        svc.bus,
         job.id,
         heartbeat=svc.settings.heartbeat_seconds,
         retry_ms=svc.settings.sse_retry_ms,

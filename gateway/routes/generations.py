@@ -59,7 +59,7 @@ async def cancel_generation(request: Request) -> Response:
     if recorded is None:  # the runner finished it a moment ago
         latest = await job_store.get(svc.db, job.id)
         raise AlreadyFinished("The job already finished.", job_status=latest.status if latest else None)
-    svc.hub.publish(recorded)
+    await svc.bus.publish(recorded)
     await svc.runner.stop_job(job)
     latest = await svc.runner.notify_finished(job.id)
     assert latest is not None
@@ -87,7 +87,7 @@ async def job_events(request: Request) -> Response:
         return Response(status_code=204)  # tells an EventSource to stop reconnecting
     return sse_response(
         svc.db,
-        svc.hub,
+        svc.bus,
         job.id,
         after=after,
         heartbeat=svc.settings.heartbeat_seconds,
