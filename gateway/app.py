@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,19 +12,22 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from gateway import housekeeping, store
 from gateway.catalog import Catalog
 from gateway.errors import EXCEPTION_HANDLERS
-from gateway.events import EventHub
+from gateway.events import EventBus, EventHub
 from gateway.files import ResultStore
 from gateway.jobs import Services, job_object
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
-from gateway.ratelimit import RateLimiter, RateLimitHeaders
+from gateway.ratelimit import MemoryCounter, RateLimiter, RateLimitHeaders, StoreCounter, WindowCounter
 from gateway.registry import Registry
 from gateway.routes import account, admin, files, generate, generations, health, playground
 from gateway.runner import Runner
 from gateway.settings import Settings
+from gateway.sharedcapacity import SharedGate
 from gateway.store import jobs as job_store
+from gateway.store import shared
 from gateway.store import webhooks as delivery_store
 from gateway.store.db import Database
 from gateway.webhooks import Webhooks
@@ -39,10 +43,16 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.db_path)
+        # Each engine is chosen here, once, from the settings; nothing else asks which one it has.
+        db = store.connect(settings)
         await db.open()
-        bus = EventHub()
-        registry = Registry(settings, sleep=upstream_sleep, observer=metrics.observe_upstream)
+        bus = event_bus(settings, db)
+        registry = Registry(
+            settings,
+            sleep=upstream_sleep,
+            observer=metrics.observe_upstream,
+            gate=(lambda name, limit: SharedGate(db, name, limit)) if db.shared else None,
+        )
         results = ResultStore(
             settings.files_dir,
             settings.secret("url_signing_key"),
@@ -66,32 +76,46 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             settings.secret("webhook_secret"),
             lambda job: job_object(svc, job),
             allow_private=settings.allow_private_callbacks,
+            instance_id=settings.instance_id,
             max_attempts=settings.webhook_max_attempts,
             base_delay=settings.webhook_backoff_seconds,
         )
         app.state.services = svc
-        app.state.limiter = RateLimiter(settings.default_rate_limit_per_minute)
+        app.state.limiter = RateLimiter(settings.default_rate_limit_per_minute, window_counter(settings, db))
         try:
             async with anyio.create_task_group() as tg:
                 runner.attach(tg)
-                tg.start_soon(results.sweep_forever, db, settings.sweep_interval_seconds)
+                tg.start_soon(bus.serve)
 
                 async def deliver(job: job_store.Job) -> None:
                     if job.callback_url:
                         tg.start_soon(webhooks.deliver, job)
 
+                async def deliver_strays() -> None:
+                    for job_id in await delivery_store.undelivered(db, settings.webhook_max_attempts):
+                        if (found := await job_store.get(db, job_id)) is not None:
+                            await deliver(found)
+
+                async def sweep() -> None:
+                    if deleted := await results.sweep(db):
+                        log.info("deleted the results of %d expired jobs", deleted)
+                    await shared.forget_windows_before(db, int(time.time()) - 3600)
+
                 runner.on_finished.append(deliver)
                 recovered = await runner.recover()
-                for job_id in await delivery_store.undelivered(db):
-                    found = await job_store.get(db, job_id)
-                    if found is not None:
-                        await deliver(found)
                 if recovered:
-                    log.info("recovered %d unfinished jobs", recovered)
+                    log.info("took up %d unfinished jobs", recovered)
+                await deliver_strays()
+                owner = settings.instance_id
+                tg.start_soon(runner.keep_leases)
+                tg.start_soon(housekeeping.every, db, "sweep", owner, settings.sweep_interval_seconds, sweep)
+                tg.start_soon(housekeeping.every, db, "webhooks", owner, 60.0, deliver_strays)
                 yield
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                await runner.release()
+                await bus.aclose()
                 await webhooks.aclose()
                 await registry.aclose()
                 await results.aclose()
@@ -116,3 +140,12 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
     app.router.redirect_slashes = False  # /api/balance/ is a JSON 404, not a bodiless redirect
     app.state.metrics = metrics
     return app
+
+
+def event_bus(settings: Settings, db: Database) -> EventBus:
+    """Redis when configured; else in-process, polling the log where other replicas may write it."""
+    return EventHub(poll_seconds=1.0 if db.shared else None)
+
+
+def window_counter(settings: Settings, db: Database) -> WindowCounter:
+    return StoreCounter(db) if db.shared else MemoryCounter()

@@ -1,17 +1,28 @@
-"""Per-provider caps on jobs in flight upstream; jobs beyond the cap wait in the gateway's own queue."""
+"""Per-provider caps on jobs in flight upstream (the gate protocol and its in-process engine)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 import anyio
+
+from gateway.store.jobs import Job
 
 OnPosition = Callable[[int], Awaitable[None]]
 
 
+class Gate(Protocol):
+    """Holds a job until its provider has a free slot; jobs beyond the cap wait in the gateway's queue."""
+
+    limit: int
+
+    def slot(self, job: Job, on_position: OnPosition) -> AbstractAsyncContextManager[None]: ...
+
+
 class CapacityGate:
-    """A FIFO semaphore that tells each waiter its place in the queue when it changes.
+    """The in-process engine: a FIFO semaphore that tells each waiter its place in the queue when it changes.
 
     Places are reported at most once per `report_interval` per waiter: every release moves every
     waiter, and reporting each move would write a quadratic number of events.
@@ -28,7 +39,7 @@ class CapacityGate:
         return len(self._waiting)
 
     @asynccontextmanager
-    async def slot(self, on_position: OnPosition) -> AsyncIterator[None]:
+    async def slot(self, job: Job, on_position: OnPosition) -> AsyncIterator[None]:
         await self._acquire(on_position)
         try:
             yield

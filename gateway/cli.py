@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import uvicorn
 
-from gateway import auth, cli_client
+from gateway import auth, cli_client, store
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import keys, ledger
@@ -162,7 +162,7 @@ def _demo_banner(settings: Settings, plain: str, simulator_url: str) -> str:
 
 
 async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
-    db = Database(settings.db_path)
+    db = store.connect(settings)
     await db.open()
     try:
         return await work(db)

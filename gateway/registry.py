@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.capacity import CapacityGate
+from gateway.capacity import CapacityGate, Gate
 from gateway.circuit import CircuitBreaker
 from gateway.errors import ProviderUnavailable
 from gateway.settings import Settings
@@ -22,7 +23,7 @@ class Upstream:
 
     name: str
     adapter: Provider
-    gate: CapacityGate
+    gate: Gate
     circuit: CircuitBreaker
     deadline: float
     passthrough: bool
@@ -43,8 +44,14 @@ def load_adapter(path: str) -> Any:
 
 class Registry:
     def __init__(
-        self, settings: Settings, *, sleep: Sleep | None = None, observer: UpstreamObserver | None = None
+        self,
+        settings: Settings,
+        *,
+        sleep: Sleep | None = None,
+        observer: UpstreamObserver | None = None,
+        gate: Callable[[str, int], Gate] | None = None,
     ) -> None:
+        make_gate = gate or (lambda _name, limit: CapacityGate(limit))
         self.settings = settings
         self.upstreams: dict[str, Upstream] = {}
         for name, config in settings.providers.items():
@@ -56,7 +63,7 @@ class Registry:
             self.upstreams[name] = Upstream(
                 name=name,
                 adapter=adapter_cls(settings.provider_settings(name, observer), **kwargs),
-                gate=CapacityGate(config.max_in_flight),
+                gate=make_gate(name, config.max_in_flight),
                 circuit=CircuitBreaker(config.circuit_failures, config.circuit_cooldown_seconds),
                 deadline=config.deadline_seconds,
                 passthrough=config.passthrough,

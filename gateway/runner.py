@@ -17,8 +17,9 @@ from gateway.files import MirrorError, ResultStore
 from gateway.registry import Registry, Upstream
 from gateway.settings import Settings
 from gateway.store import jobs as job_store
+from gateway.store import leases
 from gateway.store.db import Database, iso
-from gateway.store.jobs import Job
+from gateway.store.jobs import Job, Lease, NotChanged
 from providers.base import (
     Failed,
     MalformedUpstream,
@@ -36,7 +37,14 @@ OnFinished = Callable[[Job], Awaitable[None]]
 
 
 class Runner:
-    """Owns every running job: a task per job in the app's task group, independent of any client."""
+    """Drives the jobs this replica holds: a task per job in the app's task group, independent of any client.
+
+    A replica holds a job under a lease (see store/leases.py): born with it when it creates the job,
+    or claimed when another replica's lease lapsed. On a shared database the lease is renewed every
+    `renew_seconds`; a job whose lease was lost, or that finished elsewhere (cancelled on another
+    replica), stops being driven here. Every write names the lease's epoch, so a replica that wakes
+    up after losing a job writes nothing more for it.
+    """
 
     def __init__(
         self,
@@ -53,33 +61,76 @@ class Runner:
         self.results = results
         self.settings = settings
         self.on_finished = on_finished or []
+        self.instance_id = settings.instance_id
+        self.lease_seconds = settings.lease_seconds
+        self.renew_seconds = min(1.0, settings.lease_seconds / 3)
         self._tg: TaskGroup | None = None
-        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._drivers: dict[str, tuple[anyio.CancelScope, int]] = {}
+        bus.on_remote_terminal(self.stop_local)
 
     def attach(self, task_group: TaskGroup) -> None:
         self._tg = task_group
 
     @property
     def running(self) -> int:
-        return len(self._scopes)
+        return len(self._drivers)
+
+    def new_lease(self) -> tuple[Lease, float]:
+        """The lease a job is born with on this replica, and when it lapses unless renewed."""
+        return Lease(self.instance_id, 1), time.time() + self.lease_seconds
 
     def start(self, job: Job) -> None:
         assert self._tg is not None, "the runner is not attached to the app's task group"
-        self._tg.start_soon(self._drive, job, name=f"job {job.id}")
+        self.stop_local(job.id)  # re-claimed after a stall: the stale driver is fenced off anyway
+        scope = anyio.CancelScope()
+        self._drivers[job.id] = (scope, job.epoch)
+        self._tg.start_soon(self._drive, job, scope, name=f"job {job.id}")
+
+    def stop_local(self, job_id: str) -> None:
+        """Stop driving a job here (it finished elsewhere, or another replica holds it now)."""
+        driver = self._drivers.get(job_id)
+        if driver is not None:
+            driver[0].cancel()
 
     async def recover(self) -> int:
-        """Pick up every unfinished job after a restart: re-attach by upstream id, or submit it."""
-        unfinished = await job_store.unfinished(self.db)
-        for job in unfinished:
-            log.info("recovering job %s (%s, upstream id %s)", job.id, job.status, job.upstream_id)
+        """Take up unfinished jobs: at start-up alone on SQLite every one of them, on a shared
+        database those whose lease lapsed. Each is re-attached by upstream id, or submitted."""
+        until = time.time() + self.lease_seconds
+        if self.db.shared:
+            claimed = await leases.claim_lapsed(self.db, self.instance_id, now=time.time(), until=until)
+        else:
+            claimed = await leases.claim_all(self.db, self.instance_id, until=until)
+        for job in claimed:
+            log.info("taking up job %s (%s, upstream id %s)", job.id, job.status, job.upstream_id)
             self.start(job)
-        return len(unfinished)
+        return len(claimed)
+
+    async def keep_leases(self) -> None:
+        """On a shared database: renew this replica's leases, drop the jobs it lost, take over lapsed ones."""
+        if not self.db.shared:
+            return
+        while True:
+            await anyio.sleep(self.renew_seconds)
+            try:
+                held = await leases.renew(self.db, self.instance_id, until=time.time() + self.lease_seconds)
+                for job_id, (_, epoch) in list(self._drivers.items()):
+                    if held.get(job_id) != epoch:
+                        log.info("job %s finished elsewhere or is held by another replica now", job_id)
+                        self.stop_local(job_id)
+                await self.recover()
+            except Exception:
+                log.exception("renewing leases failed; trying again")
+
+    async def release(self) -> None:
+        """A graceful stop: let go of every lease at once, so other replicas take the jobs over now."""
+        if self.db.shared:
+            released = await leases.release(self.db, self.instance_id)
+            if released:
+                log.info("handed over %d unfinished jobs", released)
 
     async def stop_job(self, job: Job) -> bool:
         """Stop following a job (it was cancelled) and ask its upstream to stop; True if upstream did."""
-        scope = self._scopes.get(job.id)
-        if scope is not None:
-            scope.cancel()
+        self.stop_local(job.id)
         upstream = self.registry.upstream(job.provider)
         if upstream is None or not job.upstream_id:
             return False
@@ -92,16 +143,18 @@ class Runner:
             await self.bus.publish(event)
 
     async def _record(self, job: Job, changes: dict[str, Any], event: dict[str, Any] | None) -> None:
-        await self._publish(await job_store.record(self.db, job.id, changes, event))
+        """Raises NotChanged when the job finished meanwhile or this replica no longer holds it."""
+        await self._publish(await job_store.record(self.db, job.id, changes, event, lease=job.lease))
 
-    async def _drive(self, job: Job) -> None:
-        scope = anyio.CancelScope()
-        self._scopes[job.id] = scope
+    async def _drive(self, job: Job, scope: anyio.CancelScope) -> None:
         try:
             with scope:
                 await self._run(job)
+        except NotChanged:
+            log.info("job %s: finished elsewhere or taken over; no longer driven here", job.id)
         finally:
-            del self._scopes[job.id]
+            if self._drivers.get(job.id, (None,))[0] is scope:
+                del self._drivers[job.id]
 
     async def _run(self, job: Job) -> None:
         upstream = self.registry.upstream(job.provider)
@@ -128,9 +181,11 @@ class Runner:
             await self._record(job, {}, event)
 
         try:
-            async with upstream.gate.slot(on_position):
+            async with upstream.gate.slot(job, on_position):
                 with anyio.fail_after(upstream.deadline):
                     outcome = await self._follow(job, upstream, task, upstream_ids)
+        except NotChanged:
+            raise
         except TimeoutError:
             cancelled = bool(upstream_ids) and await self._cancel_upstream(upstream, upstream_ids[-1])
             outcome = Failed(
@@ -164,7 +219,15 @@ class Runner:
             async for update in updates:
                 if isinstance(update, Submitted):
                     upstream_ids.append(update.upstream_id)
-                    await self._record(job, {"upstream_id": update.upstream_id, "status": "processing"}, None)
+                    try:
+                        await self._record(
+                            job, {"upstream_id": update.upstream_id, "status": "processing"}, None
+                        )
+                    except NotChanged:
+                        # Cancelled while submitting, or taken over by a replica that cannot know this
+                        # task: nobody else will ever cancel it, so this driver does.
+                        await self._cancel_upstream(upstream, update.upstream_id)
+                        raise
                 elif isinstance(update, Queued):
                     event: dict[str, Any] = {"status": "Queued", "job_id": job.id}
                     if update.position is not None:
@@ -217,7 +280,9 @@ class Runner:
         self, job: Job, status: str, changes: dict[str, Any], event: dict[str, Any], *, refund: bool
     ) -> None:
         with anyio.CancelScope(shield=True):
-            recorded = await job_store.finish(self.db, job.id, status, changes, event, refund=refund)
+            recorded = await job_store.finish(
+                self.db, job.id, status, changes, event, refund=refund, lease=job.lease
+            )
             await self._publish(recorded)
         if recorded is not None:
             await self.notify_finished(job.id)

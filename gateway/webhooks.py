@@ -95,16 +95,19 @@ class Webhooks:
         job_object: Callable[[Job], dict[str, Any]],
         *,
         allow_private: bool,
+        instance_id: str = "",
         max_attempts: int = 5,
         base_delay: float = 2.0,
         timeout: float = 10.0,
     ) -> None:
         self.db = db
+        self.instance_id = instance_id
         self.secret = secret
         self.job_object = job_object
         self.allow_private = allow_private
         self.max_attempts = max_attempts
         self.base_delay = base_delay
+        self.timeout = timeout
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     async def aclose(self) -> None:
@@ -114,7 +117,12 @@ class Webhooks:
         """POST the terminal job object until a 2xx or the tries run out. Never affects the job."""
         if not job.callback_url:
             return False
-        await delivery_store.begin(self.db, job.id, job.callback_url)
+        # One replica delivers each job's webhook; another takes over only if this one dies midway.
+        hold = self.max_attempts * (self.timeout + 5) + self.base_delay * 2**self.max_attempts
+        if not await delivery_store.claim(
+            self.db, job.id, job.callback_url, self.instance_id, hold, self.max_attempts
+        ):
+            return False
         body = json.dumps(self.job_object(job), separators=(",", ":")).encode()
         for attempt in range(1, self.max_attempts + 1):
             error = await self._attempt(job.callback_url, body)

@@ -60,9 +60,10 @@ async def cancel_generation(request: Request) -> Response:
         latest = await job_store.get(svc.db, job.id)
         raise AlreadyFinished("The job already finished.", job_status=latest.status if latest else None)
     await svc.bus.publish(recorded)
-    await svc.runner.stop_job(job)
     latest = await svc.runner.notify_finished(job.id)
     assert latest is not None
+    # The upstream id as the cancel left it: a driver (on any replica) can no longer record one after.
+    await svc.runner.stop_job(latest)
     return JSONResponse(job_object(svc, latest))
 
 

@@ -2,3 +2,23 @@
 
 Routes and the runner reach the database only through these modules' named operations.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.settings import Settings
+from gateway.store.db import Database
+
+
+def connect(settings: Settings) -> Database:
+    """The engine the settings name (not yet opened): PostgreSQL for a postgresql:// URL, else SQLite."""
+    if settings.shared_database:
+        from gateway.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(str(settings.database_url))
+    from gateway.store.sqlite import SqliteDatabase
+
+    url = settings.database_url or ""
+    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else settings.db_path
+    return SqliteDatabase(path)

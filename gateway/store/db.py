@@ -1,114 +1,53 @@
-"""The SQLite pair (one writer thread running whole transactions, one reader), WAL, versioned migrations."""
+"""What every database engine offers the store's operations: whole-transaction writes, reads, time helpers."""
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
-import aiosqlite
-import anyio
-
-log = logging.getLogger("gateway.store")
-
-PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",  # WAL + NORMAL survives a process crash (SIGKILL)
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
-)
 T = TypeVar("T")
 
-MIGRATIONS: list[str] = [
-    # 1: the first schema
+# A result row: both engines' rows answer row["column"] and row[0] (sqlite3.Row, asyncpg.Record).
+Row = Any
+
+
+class Tx(Protocol):
+    """One open transaction. SQL is written once, with `?` placeholders, in the dialect both engines share."""
+
+    async def one(self, sql: str, params: Iterable[Any] = ()) -> Row | None: ...
+
+    async def all(self, sql: str, params: Iterable[Any] = ()) -> Sequence[Row]: ...
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+
+Work = Callable[[Tx], Coroutine[Any, Any, T]]
+
+
+class Database(Protocol):
+    """The store's engine: SQLite in the data dir (one process) or PostgreSQL (shared by replicas).
+
+    A write is one function run whole as a transaction: it commits or rolls back as a unit, whatever
+    happens to the task that asked for it.
     """
-    CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        prefix TEXT NOT NULL,
-        balance INTEGER NOT NULL DEFAULT 0 CHECK (balance >= 0),
-        models TEXT,
-        rate_limit_per_minute INTEGER,
-        max_concurrent_jobs INTEGER,
-        revoked_at TEXT,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE ledger (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key_id TEXT NOT NULL REFERENCES api_keys(id),
-        delta INTEGER NOT NULL,
-        reason TEXT NOT NULL CHECK (reason IN ('debit', 'refund', 'credit', 'adjust')),
-        job_id TEXT,
-        balance_after INTEGER NOT NULL CHECK (balance_after >= 0),
-        note TEXT,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX ledger_by_key ON ledger (key_id, id);
-    -- A job is debited at most once and refunded at most once: the schema says so, not only the code.
-    CREATE UNIQUE INDEX ledger_one_debit_per_job ON ledger (job_id) WHERE reason = 'debit';
-    CREATE UNIQUE INDEX ledger_one_refund_per_job ON ledger (job_id) WHERE reason = 'refund';
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        key_id TEXT NOT NULL REFERENCES api_keys(id),
-        model TEXT NOT NULL,
-        served_model TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        effective_prompt TEXT NOT NULL,
-        style TEXT,
-        options TEXT NOT NULL,
-        callback_url TEXT,
-        status TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'completed', 'failed', 'canceled')),
-        progress INTEGER,
-        cost INTEGER NOT NULL,
-        refunded INTEGER NOT NULL DEFAULT 0,
-        url TEXT,
-        urls TEXT,
-        content_type TEXT,
-        error TEXT,
-        error_code TEXT,
-        upstream_id TEXT,
-        last_event_id INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        completed_at TEXT,
-        expires_at TEXT,
-        files_deleted INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX jobs_by_key ON jobs (key_id, created_at DESC);
-    CREATE INDEX jobs_unfinished ON jobs (status) WHERE status IN ('queued', 'processing');
-    CREATE TABLE job_events (
-        job_id TEXT NOT NULL REFERENCES jobs(id),
-        seq INTEGER NOT NULL,
-        data TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-    ) WITHOUT ROWID;
-    CREATE TABLE idempotency (
-        key_id TEXT NOT NULL,
-        idem_key TEXT NOT NULL,
-        body_hash TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (key_id, idem_key)
-    );
-    CREATE TABLE webhook_deliveries (
-        job_id TEXT PRIMARY KEY REFERENCES jobs(id),
-        url TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        delivered_at TEXT,
-        last_error TEXT
-    );
-    """,
-    # 2: the per-key concurrent-job check counts unfinished jobs without scanning the key's history
-    """
-    CREATE INDEX jobs_unfinished_by_key ON jobs (key_id) WHERE status IN ('queued', 'processing');
-    """,
-]
+
+    shared: bool
+    """True when other processes may use the same database at once (replicas)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, work: Work[T]) -> T: ...
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None: ...
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]: ...
+
+    async def ping(self) -> bool: ...
 
 
 def now() -> datetime:
@@ -124,132 +63,3 @@ def iso(moment: datetime | None) -> str | None:
 
 def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-
-class _Pending:
-    """One write waiting for the writer: its work, then its result or error."""
-
-    __slots__ = ("done", "error", "result", "work")
-
-    def __init__(self, work: Callable[[sqlite3.Connection], Any], done: anyio.Event) -> None:
-        self.work = work
-        self.done = done  # shared by every write of the same batch: one Event per commit, not per write
-        self.result: Any = None
-        self.error: Exception | None = None
-
-
-class Database:
-    """Writes run as whole transactions in one worker-thread call; reads go through aiosqlite (WAL).
-
-    A write is a plain function of a sqlite3 connection, run between BEGIN IMMEDIATE and COMMIT in
-    the database's single writer thread: one hop per transaction instead of one per statement (the
-    per-statement hops were the gateway's largest measured cost), and a cancelled caller can never
-    leave a transaction half-open, because the function always runs to COMMIT or ROLLBACK.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writes = anyio.CapacityLimiter(1)
-        self._queue: list[_Pending] = []
-        self._next_done: anyio.Event | None = None
-        self._flushing = False
-        self._writer: sqlite3.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await anyio.to_thread.run_sync(self._open_writer, limiter=self._writes)
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader.row_factory = aiosqlite.Row
-        for pragma in PRAGMAS:
-            await self._reader.execute(pragma)
-
-    def _open_writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        for pragma in PRAGMAS:
-            conn.execute(pragma)
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            log.info("applying migration %d", number)
-            conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
-        return conn
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-        if self._writer is not None:
-            await anyio.to_thread.run_sync(self._writer.close, limiter=self._writes)
-        self._reader = self._writer = None
-
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` atomically and durably, as if in a transaction of its own.
-
-        Writes that arrive while one is running are committed together (group commit): each runs
-        under its own SAVEPOINT, so one that raises is rolled back alone and its caller gets the error.
-        """
-        if self._next_done is None:
-            self._next_done = anyio.Event()
-        pending = _Pending(work, self._next_done)
-        self._queue.append(pending)
-        if not self._flushing:
-            self._flushing = True
-            try:
-                # Shielded: the writer serves every queued caller even if its own caller is cancelled.
-                with anyio.CancelScope(shield=True):
-                    while self._queue:
-                        batch, done = self._queue, self._next_done
-                        self._queue, self._next_done = [], None
-                        await anyio.to_thread.run_sync(self._commit_batch, batch, limiter=self._writes)
-                        if done is not None:
-                            done.set()
-            finally:
-                self._flushing = False
-        with anyio.CancelScope(shield=True):  # the caller always learns what was committed
-            await pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        return cast(T, pending.result)
-
-    def _commit_batch(self, batch: list[_Pending]) -> None:
-        conn = self._writer
-        assert conn is not None, "database is not open"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for item in batch:
-                conn.execute("SAVEPOINT work")
-                try:
-                    item.result = item.work(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO work")
-                    item.error = exc
-                conn.execute("RELEASE work")
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for item in batch:
-                item.error = item.error or (exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        assert self._reader is not None, "database is not open"
-        return await fetchone(self._reader, sql, params)
-
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        assert self._reader is not None, "database is not open"
-        return list(await self._reader.execute_fetchall(sql, tuple(params)))
-
-    async def ping(self) -> bool:
-        return await self.fetchone("SELECT 1") is not None
-
-
-async def fetchone(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-    """One round trip to the database thread (execute + fetch + close would be three)."""
-    rows = list(await conn.execute_fetchall(sql, tuple(params)))
-    return rows[0] if rows else None
-
-
-def one(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-    """The first row of a statement inside a write (RETURNING included)."""
-    row: sqlite3.Row | None = conn.execute(sql, tuple(params)).fetchone()
-    return row

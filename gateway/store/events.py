@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from gateway.events import Event
-from gateway.store.db import Database, iso, now, one
+from gateway.store.db import Database, Tx, iso, now
 
 
-def append(conn: sqlite3.Connection, job_id: str, data: dict[str, Any]) -> Event:
+async def append(tx: Tx, job_id: str, data: dict[str, Any]) -> Event:
     """Number and store one event inside the caller's transaction."""
-    row = one(
-        conn,
+    row = await tx.one(
         "UPDATE jobs SET last_event_id = last_event_id + 1 WHERE id = ? RETURNING last_event_id",
         (job_id,),
     )
     assert row is not None, f"no job {job_id}"
     event = Event(job_id, int(row[0]), data)
-    conn.execute(
+    await tx.execute(
         "INSERT INTO job_events (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
         (job_id, event.seq, event.json(), iso(now())),
     )

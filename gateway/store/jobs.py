@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import aiosqlite
-
 from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
 from gateway.events import Event
 from gateway.store import events
-from gateway.store.db import Database, iso, now, one
+from gateway.store.db import Database, Row, Tx, iso, now
 from gateway.store.ledger import append_entry
 
 UNFINISHED = ("queued", "processing")
@@ -61,10 +58,25 @@ class Job(JobRequest):
     updated_at: str
     completed_at: str | None
     expires_at: str | None
+    owner: str | None = None
+    epoch: int = 0
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def lease(self) -> Lease | None:
+        return Lease(self.owner, self.epoch) if self.owner else None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A replica's claim to drive a job. Each claim raises the epoch; every write of the driver
+    names the epoch it holds, so a replica that lost the job (paused, partitioned) writes nothing."""
+
+    owner: str
+    epoch: int
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ def new_job_id() -> str:
     return "job_" + secrets.token_urlsafe(18)  # 144 random bits
 
 
-def _row_to_job(row: aiosqlite.Row) -> Job:
+def row_to_job(row: Row) -> Job:
     return Job(
         id=row["id"],
         key_id=row["key_id"],
@@ -104,13 +116,15 @@ def _row_to_job(row: aiosqlite.Row) -> Job:
         updated_at=row["updated_at"],
         completed_at=row["completed_at"],
         expires_at=row["expires_at"],
+        owner=row["owner"],
+        epoch=row["epoch"],
     )
 
 
-def _get_in(conn: sqlite3.Connection, job_id: str) -> Job:
-    row = one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+async def _get_in(tx: Tx, job_id: str) -> Job:
+    row = await tx.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
     assert row is not None, f"no job {job_id}"
-    return _row_to_job(row)
+    return row_to_job(row)
 
 
 async def create(
@@ -120,18 +134,23 @@ async def create(
     idempotency: Idempotency | None = None,
     max_concurrent_jobs: int | None = None,
     idempotency_ttl_seconds: int = 24 * 3600,
+    lease: Lease | None = None,
+    lease_until: float = 0,
 ) -> tuple[Job, Event | None]:
     """Debit the price and create the job with its first event, all in one transaction.
 
     Returns the job and its `Processing started` event; an idempotent replay returns the earlier job
-    and None (nothing is debited again).
+    and None (nothing is debited again). With `lease`, the new job is born claimed by its creator.
     """
     cutoff = iso(now() - timedelta(seconds=idempotency_ttl_seconds))
 
-    def work(conn: sqlite3.Connection) -> tuple[Job, Event | None]:
+    async def work(tx: Tx) -> tuple[Job, Event | None]:
+        # Take the key's row lock first: on PostgreSQL this serialises one key's creates, so the
+        # idempotency check and the concurrent-job count below see every earlier create (SQLite's
+        # BEGIN IMMEDIATE already serialises every write).
+        await tx.execute("UPDATE api_keys SET balance = balance WHERE id = ?", (new.key_id,))
         if idempotency is not None:
-            seen = one(
-                conn,
+            seen = await tx.one(
                 "SELECT body_hash, job_id FROM idempotency WHERE key_id = ? AND idem_key = ? AND created_at > ?",
                 (new.key_id, idempotency.key, cutoff),
             )
@@ -140,10 +159,9 @@ async def create(
                     raise IdempotencyConflict(
                         "This Idempotency-Key was already used with a different request body."
                     )
-                return _get_in(conn, seen["job_id"]), None
+                return await _get_in(tx, seen["job_id"]), None
         if max_concurrent_jobs is not None:
-            running = one(
-                conn,
+            running = await tx.one(
                 "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
                 (new.key_id,),
             )
@@ -154,10 +172,10 @@ async def create(
                 )
         job_id = new_job_id()
         created = iso(now())
-        conn.execute(
+        await tx.execute(
             "INSERT INTO jobs (id, key_id, model, served_model, provider, prompt, effective_prompt, style,"
-            " options, callback_url, status, cost, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            " options, callback_url, status, cost, created_at, updated_at, owner, epoch, lease_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
             (
                 job_id,
                 new.key_id,
@@ -172,14 +190,17 @@ async def create(
                 new.cost,
                 created,
                 created,
+                lease.owner if lease else None,
+                lease.epoch if lease else 0,
+                lease_until,
             ),
         )
-        balance = append_entry(conn, new.key_id, -new.cost, "debit", job_id=job_id)
+        balance = await append_entry(tx, new.key_id, -new.cost, "debit", job_id=job_id)
         if balance is None:
-            current = one(conn, "SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
+            current = await tx.one("SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
             raise InsufficientTokens(new.cost, int(current[0]) if current else 0)
-        first = events.append(
-            conn,
+        first = await events.append(
+            tx,
             job_id,
             {
                 "status": "Processing started",
@@ -191,12 +212,13 @@ async def create(
             },
         )
         if idempotency is not None:  # a stale record (past the TTL) is replaced
-            conn.execute(
-                "INSERT OR REPLACE INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+            await tx.execute(
+                "INSERT INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key_id, idem_key) DO UPDATE SET"
+                " body_hash = excluded.body_hash, job_id = excluded.job_id, created_at = excluded.created_at",
                 (new.key_id, idempotency.key, idempotency.body_hash, job_id, created),
             )
-        return _get_in(conn, job_id), first  # read back in the writer thread: no extra round trip
+        return await _get_in(tx, job_id), first  # read back in the same transaction: no extra round trip
 
     return await db.write(work)
 
@@ -210,20 +232,37 @@ def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
     return ", ".join(columns), values
 
 
+def _guard(job_id: str, lease: Lease | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE of every change to an unfinished job: fenced by the lease's epoch when one is held."""
+    if lease is None:
+        return "id = ? AND status IN ('queued', 'processing')", (job_id,)
+    return "id = ? AND status IN ('queued', 'processing') AND epoch = ?", (job_id, lease.epoch)
+
+
+class NotChanged(Exception):
+    """The job finished, or (with a lease) another replica holds it now: nothing was written."""
+
+
 async def record(
-    db: Database, job_id: str, changes: dict[str, Any], event: dict[str, Any] | None = None
+    db: Database,
+    job_id: str,
+    changes: dict[str, Any],
+    event: dict[str, Any] | None = None,
+    *,
+    lease: Lease | None = None,
 ) -> Event | None:
-    """Update an unfinished job and append its event atomically; None when the job already finished."""
+    """Update an unfinished job and append its event atomically.
+
+    Raises NotChanged when the job already finished or the lease is no longer this driver's.
+    """
     changes = {**changes, "updated_at": iso(now())}
     sets, values = _assignments(changes)
+    where, guard = _guard(job_id, lease)
 
-    def work(conn: sqlite3.Connection) -> Event | None:
-        cur = conn.execute(
-            f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ('queued', 'processing')", (*values, job_id)
-        )
-        if cur.rowcount == 0:
-            return None
-        return events.append(conn, job_id, event) if event is not None else None
+    async def work(tx: Tx) -> Event | None:
+        if await tx.execute(f"UPDATE jobs SET {sets} WHERE {where}", (*values, *guard)) == 0:
+            raise NotChanged(job_id)
+        return await events.append(tx, job_id, event) if event is not None else None
 
     return await db.write(work)
 
@@ -236,30 +275,28 @@ async def finish(
     event: dict[str, Any],
     *,
     refund: bool,
+    lease: Lease | None = None,
 ) -> Event | None:
     """Move an unfinished job to a terminal status with its terminal event, refunding when asked.
 
     Exactly one caller wins: the runner finishing and a user cancelling race on the status guard,
-    and the ledger's unique index allows one refund per job whatever the code does.
+    and the ledger's unique index allows one refund per job whatever the code does. None for the
+    losers (and for a driver whose lease another replica took).
     """
     stamp = iso(now())
     changes = {**changes, "status": status, "updated_at": stamp, "completed_at": stamp}
     if refund:
         changes["refunded"] = 1
     sets, values = _assignments(changes)
+    where, guard = _guard(job_id, lease)
 
-    def work(conn: sqlite3.Connection) -> Event | None:
-        row = one(
-            conn,
-            f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ('queued', 'processing')"
-            " RETURNING key_id, cost",
-            (*values, job_id),
-        )
+    async def work(tx: Tx) -> Event | None:
+        row = await tx.one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING key_id, cost", (*values, *guard))
         if row is None:
             return None
         if refund and row["cost"]:
-            append_entry(conn, row["key_id"], int(row["cost"]), "refund", job_id=job_id)
-        return events.append(conn, job_id, event)
+            await append_entry(tx, row["key_id"], int(row["cost"]), "refund", job_id=job_id)
+        return await events.append(tx, job_id, event)
 
     return await db.write(work)
 
@@ -269,7 +306,7 @@ async def get(db: Database, job_id: str, key_id: str | None = None) -> Job | Non
         row = await db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
     else:
         row = await db.fetchone("SELECT * FROM jobs WHERE id = ? AND key_id = ?", (job_id, key_id))
-    return _row_to_job(row) if row else None
+    return row_to_job(row) if row else None
 
 
 async def page(
@@ -279,19 +316,20 @@ async def page(
     if status:
         where += " AND status = ?"
         params.append(status)
+    # rowid breaks ties within a second: SQLite's own, a column of that name on PostgreSQL
     rows = await db.fetchall(
         f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     total = await db.fetchone(f"SELECT COUNT(*) FROM jobs WHERE {where}", params)
-    return [_row_to_job(r) for r in rows], int(total[0]) if total else 0
+    return [row_to_job(r) for r in rows], int(total[0]) if total else 0
 
 
 async def unfinished(db: Database) -> list[Job]:
     rows = await db.fetchall(
         "SELECT * FROM jobs WHERE status IN ('queued', 'processing') ORDER BY created_at"
     )
-    return [_row_to_job(r) for r in rows]
+    return [row_to_job(r) for r in rows]
 
 
 async def count_unfinished(db: Database, key_id: str) -> int:
@@ -310,4 +348,7 @@ async def results_past(db: Database, moment: str) -> list[str]:
 
 
 async def mark_results_deleted(db: Database, job_id: str) -> None:
-    await db.write(lambda conn: conn.execute("UPDATE jobs SET files_deleted = 1 WHERE id = ?", (job_id,)))
+    async def work(tx: Tx) -> None:
+        await tx.execute("UPDATE jobs SET files_deleted = 1 WHERE id = ?", (job_id,))
+
+    await db.write(work)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
-from gateway.store.db import Database, iso, now
+from gateway.store.db import Database, Row, Tx, iso, now
 from gateway.store.ledger import append_entry
 
 KEY_PREFIX = "gw_"
@@ -47,7 +44,7 @@ class ApiKey:
         }
 
 
-def _row_to_key(row: aiosqlite.Row) -> ApiKey:
+def _row_to_key(row: Row) -> ApiKey:
     return ApiKey(
         id=row["id"],
         name=row["name"],
@@ -79,8 +76,8 @@ async def create(
     key_id = "key_" + secrets.token_hex(8)
     created = iso(now())
 
-    def work(conn: sqlite3.Connection) -> None:
-        conn.execute(
+    async def work(tx: Tx) -> None:
+        await tx.execute(
             "INSERT INTO api_keys (id, name, key_hash, prefix, balance, models, rate_limit_per_minute,"
             " max_concurrent_jobs, created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
             (
@@ -95,7 +92,7 @@ async def create(
             ),
         )
         if tokens:
-            append_entry(conn, key_id, tokens, "credit", note="initial tokens")
+            await append_entry(tx, key_id, tokens, "credit", note="initial tokens")
 
     await db.write(work)
     found = await get(db, key_id)
@@ -128,15 +125,21 @@ async def update(db: Database, key_id: str, changes: dict[str, Any]) -> ApiKey |
     if sets:
         assignments = ", ".join(f"{column} = ?" for column in sets)
         values = (*sets.values(), key_id)
-        await db.write(lambda conn: conn.execute(f"UPDATE api_keys SET {assignments} WHERE id = ?", values))
+
+        async def work(tx: Tx) -> None:
+            await tx.execute(f"UPDATE api_keys SET {assignments} WHERE id = ?", values)
+
+        await db.write(work)
     return await get(db, key_id)
 
 
 async def revoke(db: Database, key_id: str) -> ApiKey | None:
     stamp = iso(now())
-    await db.write(
-        lambda conn: conn.execute(
+
+    async def work(tx: Tx) -> None:
+        await tx.execute(
             "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (stamp, key_id)
         )
-    )
+
+    await db.write(work)
     return await get(db, key_id)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Literal
 
 from gateway.errors import InvalidRequest, NotFound
-from gateway.store.db import Database, iso, now, one
+from gateway.store.db import Database, Tx, iso, now
 
 Reason = Literal["debit", "refund", "credit", "adjust"]
 
 
-def append_entry(
-    conn: sqlite3.Connection,
+async def append_entry(
+    tx: Tx,
     key_id: str,
     delta: int,
     reason: Reason,
@@ -24,15 +23,14 @@ def append_entry(
 
     One conditional UPDATE decides, so concurrent writers can never overspend.
     """
-    row = one(
-        conn,
+    row = await tx.one(
         "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 RETURNING balance",
         (delta, key_id, delta),
     )
     if row is None:
         return None
     balance = int(row[0])
-    conn.execute(
+    await tx.execute(
         "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (key_id, delta, reason, job_id, balance, note, iso(now())),
@@ -43,12 +41,12 @@ def append_entry(
 async def credit(db: Database, key_id: str, tokens: int, note: str | None = None) -> int:
     """An operator's credit (or, with a negative amount, an adjustment that may not go below zero)."""
 
-    def work(conn: sqlite3.Connection) -> int:
-        exists = one(conn, "SELECT balance FROM api_keys WHERE id = ?", (key_id,))
+    async def work(tx: Tx) -> int:
+        exists = await tx.one("SELECT balance FROM api_keys WHERE id = ?", (key_id,))
         if exists is None:
             raise NotFound(f"No API key {key_id}.")
         reason: Reason = "credit" if tokens >= 0 else "adjust"
-        balance = append_entry(conn, key_id, tokens, reason, note=note)
+        balance = await append_entry(tx, key_id, tokens, reason, note=note)
         if balance is None:
             raise InvalidRequest(
                 f"A change of {tokens} would take the balance ({exists[0]}) below zero.",

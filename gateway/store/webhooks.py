@@ -1,34 +1,53 @@
-"""Webhook deliveries: one row per job with a callback, its attempts and whether it was delivered."""
+"""Webhook deliveries: one row per job with a callback, who is delivering it, its attempts and outcome."""
 
 from __future__ import annotations
 
-from gateway.store.db import Database, iso, now
+import time
+
+from gateway.store.db import Database, Tx, iso, now
 
 
-async def begin(db: Database, job_id: str, url: str) -> None:
-    await db.write(
-        lambda conn: conn.execute(
-            "INSERT INTO webhook_deliveries (job_id, url) VALUES (?, ?) ON CONFLICT (job_id) DO NOTHING",
-            (job_id, url),
+async def claim(db: Database, job_id: str, url: str, owner: str, seconds: float, max_attempts: int) -> bool:
+    """Take the delivery of a job's webhook: True for exactly one replica at a time.
+
+    A claim lapses after `seconds` (its replica died mid-delivery), and then another may take it.
+    """
+    moment = time.time()
+
+    async def work(tx: Tx) -> bool:
+        row = await tx.one(
+            "INSERT INTO webhook_deliveries (job_id, url, claimed_by, claim_until) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (job_id) DO UPDATE SET claimed_by = excluded.claimed_by,"
+            " claim_until = excluded.claim_until"
+            " WHERE webhook_deliveries.delivered_at IS NULL AND webhook_deliveries.attempts < ?"
+            " AND (webhook_deliveries.claim_until < ? OR webhook_deliveries.claimed_by = excluded.claimed_by)"
+            " RETURNING job_id",
+            (job_id, url, owner, moment + seconds, max_attempts, moment),
         )
-    )
+        return row is not None
+
+    return await db.write(work)
 
 
 async def record_attempt(db: Database, job_id: str, error: str | None) -> None:
-    await db.write(
-        lambda conn: conn.execute(
+    delivered = iso(now()) if error is None else None
+
+    async def work(tx: Tx) -> None:
+        await tx.execute(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?,"
-            " delivered_at = CASE WHEN ? IS NULL THEN ? ELSE delivered_at END WHERE job_id = ?",
-            (error, error, iso(now()), job_id),
+            " delivered_at = COALESCE(delivered_at, ?) WHERE job_id = ?",
+            (error, delivered, job_id),
         )
-    )
+
+    await db.write(work)
 
 
-async def undelivered(db: Database) -> list[str]:
-    """Finished jobs with a callback that was never delivered (e.g. the process stopped midway)."""
+async def undelivered(db: Database, max_attempts: int) -> list[str]:
+    """Finished jobs with a callback never delivered whose delivery nobody holds (e.g. a replica died)."""
     rows = await db.fetchall(
         "SELECT j.id FROM jobs j LEFT JOIN webhook_deliveries w ON w.job_id = j.id"
         " WHERE j.callback_url IS NOT NULL AND j.status IN ('completed', 'failed', 'canceled')"
-        " AND w.delivered_at IS NULL AND COALESCE(w.attempts, 0) < 5"
+        " AND w.delivered_at IS NULL AND COALESCE(w.attempts, 0) < ? AND COALESCE(w.claim_until, 0) < ?",
+        (max_attempts, time.time()),
     )
     return [r["id"] for r in rows]

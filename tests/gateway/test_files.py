@@ -78,7 +78,7 @@ async def test_sweep_deletes_results_past_retention(harness: Harness) -> None:
     job_id = response.json()["id"]
     stored(harness, job_id)
     await svc.db.write(
-        lambda conn: conn.execute(
+        lambda tx: tx.execute(
             "UPDATE jobs SET status = 'completed', expires_at = '2000-01-01T00:00:00Z' WHERE id = ?",
             (job_id,),
         )

@@ -253,7 +253,7 @@ async def test_idempotency_key_expires_after_its_ttl(harness: Harness) -> None:
     body = {"model": "echo", "prompt": "same"}
     first = (await harness.client.post("/api/generations", json=body, headers=headers)).json()
     await harness.app.state.services.db.write(
-        lambda conn: conn.execute("UPDATE idempotency SET created_at = '2000-01-01T00:00:00Z'")
+        lambda tx: tx.execute("UPDATE idempotency SET created_at = '2000-01-01T00:00:00Z'")
     )
     later = (
         await harness.client.post("/api/generations", json={**body, "prompt": "new"}, headers=headers)

@@ -1,90 +1,167 @@
-"""The store on a real SQLite file: migrations, the schema's refund-once rule, cancellation safety."""
+"""The store on both engines (a real SQLite file, a real PostgreSQL database): migrations, money rules,
+contention, leases and fencing, shared slots and rate windows."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import asyncpg
 import pytest
 
-from gateway.store import jobs, keys, ledger
-from gateway.store.db import MIGRATIONS, Database
-from gateway.store.jobs import NewJob
+from gateway.errors import InsufficientTokens, TooManyJobs
+from gateway.store import jobs, keys, leases, ledger, shared
+from gateway.store.db import Database, Tx
+from gateway.store.jobs import Lease, NewJob, NotChanged
+from gateway.store.postgres import MIGRATIONS as PG_MIGRATIONS
+from gateway.store.postgres import PostgresDatabase
+from gateway.store.sqlite import MIGRATIONS, SqliteDatabase
 
 pytestmark = pytest.mark.anyio
 
-
-async def open_db(tmp_path: Path) -> Database:
-    db = Database(tmp_path / "g.sqlite3")
-    await db.open()
-    return db
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 
 
-async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
-    db = await open_db(tmp_path)
-    await db.close()
-    db = await open_db(tmp_path)  # a second start applies nothing twice
-    row = await db.fetchone("PRAGMA user_version")
-    assert row is not None and row[0] == len(MIGRATIONS)
-    mode = await db.fetchone("PRAGMA journal_mode")
-    assert mode is not None and mode[0] == "wal"
-    await db.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    engine: Database
+    if request.param == "sqlite":
+        engine = SqliteDatabase(tmp_path / "g.sqlite3")
+    else:
+        engine = PostgresDatabase(request.getfixturevalue("postgres_url"))
+    await engine.open()
+    try:
+        yield engine
+    finally:
+        await engine.close()
 
 
-async def test_schema_allows_one_refund_per_job_whatever_the_code_does(tmp_path: Path) -> None:
-    db = await open_db(tmp_path)
-    key = await keys.create(db, key_hash="h", prefix="gw_x", name="k", tokens=50)
-    job, _ = await jobs.create(db, NewJob(key.id, "m", "m", "p", "x", "x", None, {}, 10))
+def new_job(key_id: str, cost: int = 10) -> NewJob:
+    return NewJob(key_id, "m", "m", "p", "x", "x", None, {}, cost)
+
+
+async def funded_key(db: Database, tokens: int) -> str:
+    key = await keys.create(db, key_hash=f"h{time.monotonic_ns()}", prefix="gw_x", name="k", tokens=tokens)
+    return key.id
+
+
+async def test_sqlite_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    for _ in range(2):  # a second start applies nothing twice
+        db = SqliteDatabase(tmp_path / "g.sqlite3")
+        await db.open()
+        row = await db.fetchone("PRAGMA user_version")
+        assert row is not None and row[0] == len(MIGRATIONS)
+        mode = await db.fetchone("PRAGMA journal_mode")
+        assert mode is not None and mode[0] == "wal"
+        await db.close()
+
+
+async def test_three_replicas_migrating_an_empty_postgres_at_once_apply_each_migration_once(
+    postgres_url: str,
+) -> None:
+    replicas = [PostgresDatabase(postgres_url, min_size=1, max_size=2) for _ in range(3)]
+    async with anyio.create_task_group() as tg:
+        for replica in replicas:
+            tg.start_soon(replica.open)
+    rows = await replicas[0].fetchall("SELECT version FROM schema_migrations ORDER BY version")
+    assert [r[0] for r in rows] == list(range(1, len(PG_MIGRATIONS) + 1)) and len(PG_MIGRATIONS) == len(
+        MIGRATIONS
+    )
+    for replica in replicas:
+        await replica.close()
+
+
+async def test_schema_allows_one_refund_per_job_whatever_the_code_does(db: Database) -> None:
+    key_id = await funded_key(db, 50)
+    job, _ = await jobs.create(db, new_job(key_id))
     assert await jobs.finish(db, job.id, "failed", {}, {"status": "Error", "job_id": job.id}, refund=True)
     assert (
         await jobs.finish(db, job.id, "failed", {}, {"status": "Error", "job_id": job.id}, refund=True)
         is None
     )
-    with pytest.raises(sqlite3.IntegrityError):
-        await db.write(lambda conn: ledger.append_entry(conn, key.id, 10, "refund", job_id=job.id))
-    assert await ledger.balance(db, key.id) == 50 == await ledger.total(db, key.id)
-    await db.close()
+    with pytest.raises(INTEGRITY_ERRORS):
+        await db.write(lambda tx: ledger.append_entry(tx, key_id, 10, "refund", job_id=job.id))
+    with pytest.raises(INTEGRITY_ERRORS):  # and one debit per job
+        await db.write(lambda tx: ledger.append_entry(tx, key_id, -1, "debit", job_id=job.id))
+    assert await ledger.balance(db, key_id) == 50 == await ledger.total(db, key_id)
 
 
-async def test_a_debit_never_takes_the_balance_below_zero(tmp_path: Path) -> None:
-    db = await open_db(tmp_path)
-    key = await keys.create(db, key_hash="h", prefix="gw_x", name="k", tokens=5)
+async def test_a_debit_never_takes_the_balance_below_zero(db: Database) -> None:
+    key_id = await funded_key(db, 5)
 
-    def work(conn: sqlite3.Connection) -> None:
-        assert ledger.append_entry(conn, key.id, -6, "debit") is None
-        assert ledger.append_entry(conn, key.id, -5, "debit") == 0
+    async def work(tx: Tx) -> None:
+        assert await ledger.append_entry(tx, key_id, -6, "debit") is None
+        assert await ledger.append_entry(tx, key_id, -5, "debit") == 0
 
     await db.write(work)
-    await db.close()
+    with pytest.raises(INTEGRITY_ERRORS):  # the schema refuses a negative balance even without the guard
+        await db.write(lambda tx: tx.execute("UPDATE api_keys SET balance = -1 WHERE id = ?", (key_id,)))
 
 
-async def test_a_transaction_cancelled_at_begin_leaves_the_database_usable(tmp_path: Path) -> None:
-    db = await open_db(tmp_path)
-    key = await keys.create(db, key_hash="h", prefix="gw_x", name="k", tokens=5)
+async def test_forty_concurrent_jobs_on_a_key_funded_for_ten(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    outcomes: list[str] = []
+
+    async def attempt() -> None:
+        try:
+            await jobs.create(db, new_job(key_id), max_concurrent_jobs=1000)
+            outcomes.append("ok")
+        except InsufficientTokens:
+            outcomes.append("418")
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(40):
+            tg.start_soon(attempt)
+    assert outcomes.count("ok") == 10 and outcomes.count("418") == 30
+    assert await ledger.balance(db, key_id) == 0 == await ledger.total(db, key_id)
+    debits = await db.fetchall("SELECT COUNT(*) FROM ledger WHERE key_id = ? AND reason = 'debit'", (key_id,))
+    assert debits[0][0] == 10
+
+
+async def test_the_concurrent_job_cap_holds_under_contention(db: Database) -> None:
+    key_id = await funded_key(db, 1000)
+    made: list[bool] = []
+
+    async def attempt() -> None:
+        try:
+            await jobs.create(db, new_job(key_id), max_concurrent_jobs=5)
+            made.append(True)
+        except TooManyJobs:
+            made.append(False)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(attempt)
+    assert made.count(True) == 5
+    assert await jobs.count_unfinished(db, key_id) == 5
+
+
+async def test_a_transaction_cancelled_at_begin_leaves_the_database_usable(db: Database) -> None:
+    key_id = await funded_key(db, 5)
 
     async def credit_once() -> None:
-        await ledger.credit(db, key.id, 1)
+        await ledger.credit(db, key_id, 1)
 
     for _ in range(20):
         async with anyio.create_task_group() as tg:
             tg.start_soon(credit_once)
             await anyio.lowlevel.checkpoint()
             tg.cancel_scope.cancel()
-    assert await ledger.credit(db, key.id, 1) >= 6  # a fresh transaction still begins
-    assert await ledger.balance(db, key.id) == await ledger.total(db, key.id)
-    await db.close()
+    assert await ledger.credit(db, key_id, 1) >= 6  # a fresh transaction still begins
+    assert await ledger.balance(db, key_id) == await ledger.total(db, key_id)
 
 
-async def test_group_commit_keeps_each_write_atomic_on_its_own(tmp_path: Path) -> None:
-    db = await open_db(tmp_path)
-    key = await keys.create(db, key_hash="h", prefix="gw_x", name="k", tokens=10)
+async def test_concurrent_writes_are_each_atomic_on_their_own(db: Database) -> None:
+    key_id = await funded_key(db, 10)
     outcomes: dict[int, object] = {}
 
     async def spend(index: int, amount: int) -> None:
         try:
-            outcomes[index] = await ledger.credit(db, key.id, -amount)
+            outcomes[index] = await ledger.credit(db, key_id, -amount)
         except Exception as exc:  # the one that would overdraw fails alone
             outcomes[index] = type(exc).__name__
 
@@ -93,5 +170,87 @@ async def test_group_commit_keeps_each_write_atomic_on_its_own(tmp_path: Path) -
             tg.start_soon(spend, index, amount)
     assert outcomes[2] == "InvalidRequest"
     assert sorted(v for k, v in outcomes.items() if k != 2) == [1, 4, 7]  # type: ignore[type-var]
-    assert await ledger.balance(db, key.id) == 1 == await ledger.total(db, key.id)
-    await db.close()
+    assert await ledger.balance(db, key_id) == 1 == await ledger.total(db, key_id)
+
+
+async def test_a_lapsed_lease_is_taken_over_and_the_old_driver_is_fenced_off(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    now = time.time()
+    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 2)
+    assert job.lease == Lease("a", 1)
+    await jobs.record(
+        db, job.id, {"progress": 10}, {"status": "Processing", "job_id": job.id}, lease=job.lease
+    )
+    assert await leases.claim_lapsed(db, "b", now=now, until=now + 10) == []  # still held
+    assert await leases.renew(db, "a", until=now + 3) == {job.id: 1}
+    taken = await leases.claim_lapsed(db, "b", now=now + 5, until=now + 15)
+    assert [(j.id, j.lease) for j in taken] == [(job.id, Lease("b", 2))]
+    with pytest.raises(NotChanged):  # "a" woke up: not one more event
+        await jobs.record(db, job.id, {}, {"status": "Processing", "job_id": job.id}, lease=job.lease)
+    assert (
+        await jobs.finish(db, job.id, "failed", {}, {"status": "Error"}, refund=True, lease=job.lease) is None
+    )
+    assert await leases.renew(db, "a", until=now + 20) == {}
+    event = await jobs.record(
+        db, job.id, {}, {"status": "Processing", "job_id": job.id}, lease=taken[0].lease
+    )
+    assert event is not None and event.seq == 3
+    assert await jobs.finish(
+        db, job.id, "completed", {}, {"status": "Completed"}, refund=False, lease=taken[0].lease
+    )
+    assert await ledger.balance(db, key_id) == 90
+
+
+async def test_replicas_claiming_at_once_never_share_a_job(db: Database) -> None:
+    key_id = await funded_key(db, 1000)
+    for _ in range(30):
+        await jobs.create(db, new_job(key_id, 1), lease=Lease("dead", 1), lease_until=1.0)
+    claims: dict[str, list[str]] = {}
+
+    async def claim(owner: str) -> None:
+        found = await leases.claim_lapsed(db, owner, now=time.time(), until=time.time() + 60, limit=30)
+        claims[owner] = [j.id for j in found]
+
+    async with anyio.create_task_group() as tg:
+        for owner in ("r1", "r2", "r3"):
+            tg.start_soon(claim, owner)
+    everyone = [job_id for ids in claims.values() for job_id in ids]
+    assert len(everyone) == len(set(everyone)) == 30
+    await leases.release(db, "r1")
+    again = await leases.claim_lapsed(db, "r2", now=time.time(), until=time.time() + 60)
+    assert sorted(j.id for j in again) == sorted(claims["r1"])  # handed over at once, not after the lease
+
+
+async def test_provider_slots_are_one_cap_for_every_replica_first_come_first_served(db: Database) -> None:
+    key_id = await funded_key(db, 1000)
+    made = []
+    for _ in range(4):
+        job, _ = await jobs.create(db, new_job(key_id, 1), lease=Lease("r", 1), lease_until=time.time() + 60)
+        made.append(job)
+    newest_first = list(reversed(made))
+    places = [await shared.take_slot(db, j.id, j.epoch, "p", 2) for j in newest_first]
+    assert places == [2, 1, 0, 0]  # the two oldest hold the slots; the others wait in order
+    await jobs.finish(db, made[0].id, "completed", {}, {"status": "Completed"}, refund=False)
+    assert [await shared.take_slot(db, j.id, j.epoch, "p", 2) for j in newest_first[:2]] == [1, 0]
+    assert await shared.take_slot(db, made[1].id, made[1].epoch, "p", 2) == 0  # a holder keeps its slot
+
+
+async def test_rate_windows_count_every_request_once(db: Database) -> None:
+    counts: list[int] = []
+
+    async def hit() -> None:
+        counts.append(await shared.count_request(db, "key_1", 600))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(25):
+            tg.start_soon(hit)
+    assert sorted(counts) == list(range(1, 26))
+    assert await shared.requests_counted(db, "key_1", 600) == 25
+    assert await shared.requests_counted(db, "key_1", 660) == 0
+
+
+async def test_a_singleton_lock_has_one_holder_until_it_lapses(db: Database) -> None:
+    assert await shared.hold(db, "sweep", "a", now=100, until=110)
+    assert not await shared.hold(db, "sweep", "b", now=105, until=115)
+    assert await shared.hold(db, "sweep", "a", now=105, until=115)  # the holder renews
+    assert await shared.hold(db, "sweep", "b", now=116, until=126)  # lapsed: another takes it

@@ -1,0 +1,90 @@
+"""State that replicas share through the database: provider slots, rate-limit windows, singleton locks."""
+
+from __future__ import annotations
+
+from gateway.store.db import Database, Tx
+
+
+async def take_slot(db: Database, job_id: str, epoch: int, provider: str, limit: int) -> int:
+    """Give the job one of its provider's `limit` in-flight slots: 0 when it holds one, else its place.
+
+    Slots are a flag on the job itself, so a finished job frees its slot with no further write, and a
+    job taken over by another replica keeps the slot its upstream task is using. Places are first
+    come, first served across all replicas.
+    """
+
+    async def work(tx: Tx) -> int:
+        # One provider's takers take turns (the upsert holds the lock row until commit on PostgreSQL).
+        await tx.execute(
+            "INSERT INTO singletons (name, owner, until) VALUES (?, '', 0)"
+            " ON CONFLICT (name) DO UPDATE SET until = singletons.until",
+            (f"slots:{provider}",),
+        )
+        job = await tx.one("SELECT has_slot, created_at, rowid FROM jobs WHERE id = ?", (job_id,))
+        if job is None or job["has_slot"]:
+            return 0
+        in_flight = await tx.one(
+            "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 1"
+            " AND status IN ('queued', 'processing')",
+            (provider,),
+        )
+        ahead = await tx.one(
+            "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 0"
+            " AND status IN ('queued', 'processing') AND (created_at, rowid) < (?, ?)",
+            (provider, job["created_at"], job["rowid"]),
+        )
+        place = int(ahead[0]) + 1 if ahead else 1
+        free = limit - (int(in_flight[0]) if in_flight else 0)
+        if place > free:
+            return place - max(free, 0)
+        taken = await tx.execute(
+            "UPDATE jobs SET has_slot = 1 WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
+            (job_id, epoch),
+        )
+        return 0 if taken else place
+
+    return await db.write(work)
+
+
+async def count_request(db: Database, key_id: str, window_start: int) -> int:
+    """Count one request in a key's rate window; the window's count, this one included."""
+
+    async def work(tx: Tx) -> int:
+        row = await tx.one(
+            "INSERT INTO rate_windows (key_id, window_start, count) VALUES (?, ?, 1)"
+            " ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_windows.count + 1"
+            " RETURNING count",
+            (key_id, window_start),
+        )
+        return int(row[0]) if row else 1
+
+    return await db.write(work)
+
+
+async def requests_counted(db: Database, key_id: str, window_start: int) -> int:
+    row = await db.fetchone(
+        "SELECT count FROM rate_windows WHERE key_id = ? AND window_start = ?", (key_id, window_start)
+    )
+    return int(row[0]) if row else 0
+
+
+async def forget_windows_before(db: Database, window_start: int) -> None:
+    async def work(tx: Tx) -> None:
+        await tx.execute("DELETE FROM rate_windows WHERE window_start < ?", (window_start,))
+
+    await db.write(work)
+
+
+async def hold(db: Database, name: str, owner: str, *, now: float, until: float) -> bool:
+    """Hold a named lock until `until` (or renew it): True for one replica at a time."""
+
+    async def work(tx: Tx) -> bool:
+        row = await tx.one(
+            "INSERT INTO singletons (name, owner, until) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until"
+            " WHERE singletons.until < ? OR singletons.owner = excluded.owner RETURNING owner",
+            (name, owner, until, now),
+        )
+        return row is not None
+
+    return await db.write(work)
