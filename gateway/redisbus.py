@@ -80,6 +80,7 @@ class RedisBus:
         self._watched: Counter[str] = Counter()
         self._on_terminal: list[OnTerminal] = []
         self._subscribed = anyio.Event()
+        self._closed = False
         # One connection each: publishes are serialised on theirs, and a subscribed connection can
         # run nothing but pub/sub commands.
         self._publisher: Redis = Redis.from_url(
@@ -141,6 +142,8 @@ class RedisBus:
                 log.info("subscribed to %s as %s", self.channel, self.instance_id)
                 await self._receive(pubsub)
             except (RedisError, OSError) as error:
+                if self._closed:
+                    return  # closed under us at shutdown: nothing to reconnect for
                 log.warning("Redis subscription lost (%s); retrying in %.1f s", error, backoff)
             finally:
                 with anyio.CancelScope(shield=True):
@@ -190,6 +193,7 @@ class RedisBus:
                     log.exception("remote terminal callback failed for job %s", job_id)
 
     async def aclose(self) -> None:
+        self._closed = True
         await self._publisher.aclose()
         await self._subscriber.aclose()
 

@@ -159,6 +159,33 @@ async def test_the_subscription_comes_back_after_redis_drops_it(redis_url: str, 
         assert len(await _clients(admin, f"{prefix}sub:b")) == 1
 
 
+async def test_an_idle_subscription_is_kept_alive_by_pings(redis_url: str, prefix: str) -> None:
+    a = RedisBus(redis_url, prefix, "a")
+    b = RedisBus(redis_url, prefix, "b", keepalive_seconds=0.2)
+    job_id = job()
+    async with running(a, b):
+        await anyio.sleep(1.0)  # five keepalive spells without a message: each answered by a pong
+        with b.subscribe(job_id) as live:
+            await a.publish(event(job_id, 1))
+            assert [e.seq for e in await receive(live, 1)] == [1]
+    assert b.connects == 1
+
+
+async def test_without_redis_publishing_still_reaches_local_listeners() -> None:
+    """Nothing listens on port 1: the replica keeps serving its own followers and keeps retrying."""
+    bus = RedisBus("redis://127.0.0.1:1/0", "gw_test_none:", "a")
+    job_id = job()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bus.serve)
+        with bus.subscribe(job_id) as live:
+            await bus.publish(event(job_id, 1))
+            assert [e.seq for e in await receive(live, 1)] == [1]
+        await anyio.sleep(0.3)  # a few failed connects, each logged and backed off
+        tg.cancel_scope.cancel()
+    await bus.aclose()
+    assert bus.connects == 0
+
+
 async def _clients(admin: Redis, name: str) -> list[dict[str, Any]]:
     clients: list[dict[str, Any]] = await admin.client_list(_type="pubsub")
     return [c for c in clients if c.get("name") == name]
