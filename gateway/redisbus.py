@@ -81,6 +81,7 @@ class RedisBus:
         self._on_terminal: list[OnTerminal] = []
         self._subscribed = anyio.Event()
         self._closed = False
+        self._publish_failing = False
         # One connection each: publishes are serialised on theirs, and a subscribed connection can
         # run nothing but pub/sub commands.
         self._publisher: Redis = Redis.from_url(
@@ -120,7 +121,14 @@ class RedisBus:
         try:
             await self._publisher.publish(self.channel, encode_message(self._instance, event))
         except (RedisError, OSError) as error:
-            log.warning("could not publish event %s/%s to Redis: %s", event.job_id, event.seq, error)
+            # Once per outage, not once per event: a busy replica publishes hundreds a second.
+            if not self._publish_failing:
+                log.warning("cannot publish to Redis (%s); other replicas will read the log", error)
+            self._publish_failing = True
+        else:
+            if self._publish_failing:
+                log.info("publishing to Redis again")
+            self._publish_failing = False
 
     def on_remote_terminal(self, callback: OnTerminal) -> None:
         self._on_terminal.append(callback)
