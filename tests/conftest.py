@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -104,6 +105,23 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Harness(app, client, settings)
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis the Redis engines are tested against: skipped when absent, but a failure in CI."""
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as error:
+        reason = f"no Redis at {REDIS_URL}: {error}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return REDIS_URL
 
 
 @pytest.fixture(autouse=True)
