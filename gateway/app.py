@@ -21,6 +21,8 @@ from gateway.jobs import Services, job_object
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
 from gateway.ratelimit import MemoryCounter, RateLimiter, RateLimitHeaders, StoreCounter, WindowCounter
+from gateway.redisbus import RedisBus
+from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
 from gateway.routes import account, admin, files, generate, generations, health, playground
 from gateway.runner import Runner
@@ -81,7 +83,8 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             base_delay=settings.webhook_backoff_seconds,
         )
         app.state.services = svc
-        app.state.limiter = RateLimiter(settings.default_rate_limit_per_minute, window_counter(settings, db))
+        limiter = RateLimiter(settings.default_rate_limit_per_minute, window_counter(settings, db))
+        app.state.limiter = limiter
         try:
             async with anyio.create_task_group() as tg:
                 runner.attach(tg)
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             with anyio.CancelScope(shield=True):
                 await runner.release()
                 await bus.aclose()
+                await limiter.aclose()
                 await webhooks.aclose()
                 await registry.aclose()
                 await results.aclose()
@@ -144,8 +148,13 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
 
 def event_bus(settings: Settings, db: Database) -> EventBus:
     """Redis when configured; else in-process, polling the log where other replicas may write it."""
+    if settings.redis_url:
+        return RedisBus(settings.redis_url, settings.redis_prefix, settings.instance_id)
     return EventHub(poll_seconds=1.0 if db.shared else None)
 
 
 def window_counter(settings: Settings, db: Database) -> WindowCounter:
+    """Redis when configured; else the database where replicas share it; else this process's memory."""
+    if settings.redis_url:
+        return RedisCounter(settings.redis_url, settings.redis_prefix)
     return StoreCounter(db) if db.shared else MemoryCounter()

@@ -24,6 +24,8 @@ class WindowCounter(Protocol):
 
     async def current(self, key_id: str, window_start: int) -> int: ...
 
+    async def aclose(self) -> None: ...
+
 
 class MemoryCounter:
     """The in-process engine: one process counts alone."""
@@ -42,6 +44,9 @@ class MemoryCounter:
         start, count = self._windows.get(key_id, (window_start, 0))
         return count if start == window_start else 0
 
+    async def aclose(self) -> None:
+        pass
+
 
 class RateLimiter:
     def __init__(
@@ -53,6 +58,9 @@ class RateLimiter:
         self.default = default_per_minute
         self.counter = counter or MemoryCounter()
         self.clock = clock
+
+    async def aclose(self) -> None:
+        await self.counter.aclose()
 
     def _window_start(self) -> int:
         now = int(self.clock())
@@ -126,3 +134,6 @@ class StoreCounter:
 
     async def current(self, key_id: str, window_start: int) -> int:
         return await shared.requests_counted(self.db, key_id, window_start)
+
+    async def aclose(self) -> None:
+        pass  # the database is closed by its owner
