@@ -43,12 +43,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
         await db.open()
         hub = EventHub()
         registry = Registry(settings, sleep=upstream_sleep, observer=metrics.observe_upstream)
-        results = ResultStore(
-            settings.files_dir,
-            settings.secret("url_signing_key"),
-            settings.public_url,
-            max_bytes=settings.max_result_bytes,
-        )
+        results = ResultStore.from_settings(settings)
         runner = Runner(db, hub, registry, results, settings, on_finished=[metrics.record_job])
         svc = Services(
             settings=settings,
