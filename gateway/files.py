@@ -120,10 +120,18 @@ class ResultStore:
         """Copy each upstream output into storage (streamed, size-capped, type-checked); signed URLs back."""
         signed: list[str] = []
         first_type = ""
-        for index, url in enumerate(urls, start=1):
-            name, content_type = await self._mirror_one(job_id, url, f"result-{index}")
-            first_type = first_type or content_type
-            signed.append(self.signed_url(job_id, name, expires))
+        try:
+            for index, url in enumerate(urls, start=1):
+                name, content_type = await self._mirror_one(job_id, url, f"result-{index}")
+                first_type = first_type or content_type
+                signed.append(self.signed_url(job_id, name, expires))
+        except MirrorError:
+            # The job fails without links, so nothing would ever sweep the outputs already stored.
+            try:
+                await self.delete(job_id)
+            except Exception:
+                log.exception("removing the partial results of %s failed", job_id)
+            raise
         return signed, first_type
 
     async def _mirror_one(self, job_id: str, url: str, stem: str) -> tuple[str, str]:
@@ -133,7 +141,12 @@ class ResultStore:
         tmp = anyio.Path(tmp_name)
         try:
             name, content_type = await self._download(url, tmp, stem)
-            await self.storage.put(job_id, name, Path(tmp_name), content_type)
+            try:
+                await self.storage.put(job_id, name, Path(tmp_name), content_type)
+            except Exception as exc:
+                # A full disk or an unreachable bucket fails this job with a refund, not the runner.
+                log.exception("storing a result of %s failed", job_id)
+                raise MirrorError(f"storing the result failed: {type(exc).__name__}") from exc
             return name, content_type
         finally:
             # The engine may have moved the file away already (the folder engine renames it).

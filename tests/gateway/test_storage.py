@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import calendar
+import errno
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +25,7 @@ from starlette.routing import Route
 from gateway.app import create_app
 from gateway.files import MirrorError, ResultStore
 from gateway.settings import Settings
-from gateway.storage import open_storage
+from gateway.storage import folder, open_storage
 from gateway.storage.folder import FolderStorage
 from gateway.storage.s3 import S3Storage
 from gateway.store import jobs as job_store
@@ -265,3 +267,46 @@ async def test_s3_rejected_download_stores_nothing(tmp_path: Path, s3_bucket: st
         assert s3_client().list_objects_v2(Bucket=s3_bucket)["KeyCount"] == 0
         assert list((settings.data_dir / "staging").iterdir()) == []
         assert not await store.storage.exists("job_x", "result-1.wav")
+
+
+async def test_s3_failures_fail_the_mirror_and_leave_no_orphans(
+    tmp_path: Path, s3_bucket: str, upstream: str
+) -> None:
+    settings = make_settings(tmp_path, storage_url=f"s3://{s3_bucket}/p")
+    async with running(settings) as (app, _):
+        store = results(app)
+        # The first output is stored, the second is refused: the job fails, so the first goes too.
+        with pytest.raises(MirrorError, match="not audio"):
+            await store.mirror(
+                "job_y", [f"{upstream}/out.wav", f"{upstream}/page.html"], int(time.time()) + 60
+            )
+        assert s3_client().list_objects_v2(Bucket=s3_bucket)["KeyCount"] == 0
+    missing = make_settings(tmp_path, storage_url="s3://no-such-bucket-here/p")
+    async with running(missing) as (app, _):
+        with pytest.raises(MirrorError, match="storing the result failed"):
+            await results(app).mirror("job_z", [f"{upstream}/out.wav"], int(time.time()) + 60)
+        assert list((missing.data_dir / "staging").iterdir()) == []
+
+
+async def test_folder_put_across_filesystems_copies_then_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+    renamed: list[str] = []
+
+    def replace(source: Any, target: Any) -> None:
+        # The staging dir and a shared volume are different filesystems: rename(2) says EXDEV.
+        if Path(source).parent == tmp_path / "staging":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        renamed.append(Path(source).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(folder.os, "replace", replace)
+    (tmp_path / "staging").mkdir()
+    source = tmp_path / "staging" / "download.part"
+    source.write_bytes(WAV)
+    storage = FolderStorage(tmp_path / "volume")
+    await storage.put("job_1", "result-1.wav", source, "audio/wav")
+    assert (tmp_path / "volume" / "job_1" / "result-1.wav").read_bytes() == WAV
+    assert renamed == [".result-1.wav.part"] and await storage.exists("job_1", "result-1.wav")
+    assert sorted(p.name for p in (tmp_path / "volume" / "job_1").iterdir()) == ["result-1.wav"]
