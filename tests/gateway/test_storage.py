@@ -25,7 +25,7 @@ from starlette.routing import Route
 from gateway.app import create_app
 from gateway.files import MirrorError, ResultStore
 from gateway.settings import Settings
-from gateway.storage import folder, open_storage
+from gateway.storage import open_storage
 from gateway.storage.folder import FolderStorage
 from gateway.storage.s3 import S3Storage
 from gateway.store import jobs as job_store
@@ -301,7 +301,7 @@ async def test_folder_put_across_filesystems_copies_then_renames(
         renamed.append(Path(source).name)
         real_replace(source, target)
 
-    monkeypatch.setattr(folder.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     (tmp_path / "staging").mkdir()
     source = tmp_path / "staging" / "download.part"
     source.write_bytes(WAV)
