@@ -6,9 +6,8 @@ import hashlib
 import hmac
 import logging
 import mimetypes
-import os
-import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -136,13 +135,12 @@ class ResultStore:
 
     async def _mirror_one(self, job_id: str, url: str, stem: str) -> tuple[str, str]:
         await anyio.Path(self.staging).mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f"{job_id}-", suffix=".part", dir=self.staging)
-        os.close(fd)
-        tmp = anyio.Path(tmp_name)
+        # Not mkstemp: its 0600 would follow the file into a folder engine, unlike the umask's mode.
+        tmp = anyio.Path(self.staging / f"{job_id}-{uuid.uuid4().hex}.part")
         try:
             name, content_type = await self._download(url, tmp, stem)
             try:
-                await self.storage.put(job_id, name, Path(tmp_name), content_type)
+                await self.storage.put(job_id, name, Path(tmp), content_type)
             except Exception as exc:
                 # A full disk or an unreachable bucket fails this job with a refund, not the runner.
                 log.exception("storing a result of %s failed", job_id)
