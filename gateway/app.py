@@ -55,12 +55,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             observer=metrics.observe_upstream,
             gate=(lambda name, limit: SharedGate(db, name, limit)) if db.shared else None,
         )
-        results = ResultStore(
-            settings.files_dir,
-            settings.secret("url_signing_key"),
-            settings.public_url,
-            max_bytes=settings.max_result_bytes,
-        )
+        results = ResultStore.from_settings(settings)
         runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job])
         svc = Services(
             settings=settings,

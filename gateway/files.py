@@ -1,4 +1,4 @@
-"""Results: mirroring upstream outputs into the data dir, and the signed, expiring URLs that serve them."""
+"""Results: mirroring upstream outputs into a storage engine, and the signed, expiring URLs that serve them."""
 
 from __future__ import annotations
 
@@ -6,17 +6,25 @@ import hashlib
 import hmac
 import logging
 import mimetypes
-import shutil
 import time
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import anyio
 import httpx
 
 from gateway.errors import Expired, Forbidden, NotFound
+from gateway.storage import Storage, open_storage
 from gateway.store import jobs as job_store
 from gateway.store.db import Database, iso, now
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from gateway.settings import Settings
 
 log = logging.getLogger("gateway.files")
 
@@ -40,17 +48,41 @@ class MirrorError(Exception):
 
 
 class ResultStore:
+    """Signs and checks result links and downloads upstream outputs; a Storage engine keeps the bytes."""
+
     def __init__(
-        self, root: Path, secret: bytes, public_url: str, *, max_bytes: int, timeout: float = 60
+        self,
+        storage: Storage,
+        secret: bytes,
+        public_url: str,
+        *,
+        max_bytes: int,
+        staging: Path,
+        timeout: float = 60,
     ) -> None:
-        self.root = root
+        self.storage = storage
         self.secret = secret
         self.public_url = public_url.rstrip("/")
         self.max_bytes = max_bytes
+        self.staging = staging
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10), follow_redirects=True)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResultStore:
+        return cls(
+            open_storage(settings),
+            settings.secret("url_signing_key"),
+            settings.public_url,
+            max_bytes=settings.max_result_bytes,
+            # Beside the default files folder, so that the folder engine stores a download by renaming it.
+            staging=settings.data_dir / "staging",
+        )
+
     async def aclose(self) -> None:
-        await self.http.aclose()
+        try:
+            await self.http.aclose()
+        finally:
+            await self.storage.aclose()
 
     # --- signing ---------------------------------------------------------------------------------
 
@@ -62,39 +94,63 @@ class ResultStore:
         signature = self._signature(job_id, name, expires)
         return f"{self.public_url}/files/{job_id}/{quote(name)}?expires={expires}&signature={signature}"
 
-    def verify(self, job_id: str, name: str, expires: str | None, signature: str | None) -> Path:
-        """The file behind a signed URL: 403 bad signature, 410 expired, 404 unknown."""
+    def verify(self, job_id: str, name: str, expires: str | None, signature: str | None) -> int:
+        """A signed link's expiry: 403 bad signature, 410 expired, 404 a name no result can have."""
         if not expires or not expires.isdigit() or not signature:
             raise Forbidden("This download link is not signed.")
         if not hmac.compare_digest(self._signature(job_id, name, int(expires)), signature):
             raise Forbidden("This download link's signature does not match.")
         if int(expires) < time.time():
             raise Expired("This download link has expired.")
-        path = self.path(job_id, name)
-        if path is None or not path.is_file():
+        if not valid_name(job_id, name):
             raise NotFound("No such result (it may have been deleted after its retention period).")
-        return path
+        return int(expires)
 
-    def path(self, job_id: str, name: str) -> Path | None:
-        if "/" in name or "\\" in name or name.startswith(".") or "/" in job_id or job_id.startswith("."):
-            return None
-        return self.root / job_id / name
+    async def download(self, request: Request, job_id: str, name: str) -> Response:
+        """The answer to `/files/{job_id}/{name}?expires=&signature=`, from whichever engine stores it."""
+        expires = self.verify(
+            job_id, name, request.query_params.get("expires"), request.query_params.get("signature")
+        )
+        return await self.storage.serve(request, job_id, name, expires)
 
     # --- mirroring -------------------------------------------------------------------------------
 
     async def mirror(self, job_id: str, urls: list[str], expires: int) -> tuple[list[str], str]:
-        """Copy each upstream output to disk (streamed, size-capped, type-checked); signed URLs back."""
-        folder = self.root / job_id
-        folder.mkdir(parents=True, exist_ok=True)
+        """Copy each upstream output into storage (streamed, size-capped, type-checked); signed URLs back."""
         signed: list[str] = []
         first_type = ""
-        for index, url in enumerate(urls, start=1):
-            name, content_type = await self._download(url, folder, f"result-{index}")
-            first_type = first_type or content_type
-            signed.append(self.signed_url(job_id, name, expires))
+        try:
+            for index, url in enumerate(urls, start=1):
+                name, content_type = await self._mirror_one(job_id, url, f"result-{index}")
+                first_type = first_type or content_type
+                signed.append(self.signed_url(job_id, name, expires))
+        except MirrorError:
+            # The job fails without links, so nothing would ever sweep the outputs already stored.
+            try:
+                await self.delete(job_id)
+            except Exception:
+                log.exception("removing the partial results of %s failed", job_id)
+            raise
         return signed, first_type
 
-    async def _download(self, url: str, folder: Path, stem: str) -> tuple[str, str]:
+    async def _mirror_one(self, job_id: str, url: str, stem: str) -> tuple[str, str]:
+        await anyio.Path(self.staging).mkdir(parents=True, exist_ok=True)
+        # Not mkstemp: its 0600 would follow the file into a folder engine, unlike the umask's mode.
+        tmp = anyio.Path(self.staging / f"{job_id}-{uuid.uuid4().hex}.part")
+        try:
+            name, content_type = await self._download(url, tmp, stem)
+            try:
+                await self.storage.put(job_id, name, Path(tmp), content_type)
+            except Exception as exc:
+                # A full disk or an unreachable bucket fails this job with a refund, not the runner.
+                log.exception("storing a result of %s failed", job_id)
+                raise MirrorError(f"storing the result failed: {type(exc).__name__}") from exc
+            return name, content_type
+        finally:
+            # The engine may have moved the file away already (the folder engine renames it).
+            await tmp.unlink(missing_ok=True)
+
+    async def _download(self, url: str, tmp: anyio.Path, stem: str) -> tuple[str, str]:
         try:
             async with self.http.stream("GET", url) as response:
                 if response.status_code != 200:
@@ -105,7 +161,6 @@ class ResultStore:
                         f"the result is {content_type or 'of no type'}, not audio, video or image"
                     )
                 name = stem + (EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or "")
-                tmp = folder / (name + ".part")
                 size = 0
                 async with await anyio.open_file(tmp, "wb") as out:
                     async for chunk in response.aiter_bytes(1 << 16):
@@ -115,7 +170,6 @@ class ResultStore:
                         await out.write(chunk)
                 if size == 0:
                     raise MirrorError("the result is empty")
-                await anyio.Path(tmp).rename(folder / name)
                 return name, content_type
         except httpx.HTTPError as exc:
             raise MirrorError(f"fetching the result failed: {type(exc).__name__}") from exc
@@ -139,9 +193,22 @@ class ResultStore:
             await anyio.sleep(every)
 
     async def delete(self, job_id: str) -> None:
-        folder = self.root / job_id
-        if folder.is_dir():
-            await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+        if valid_name(job_id, "x"):
+            await self.storage.delete(job_id)
+
+
+def valid_name(job_id: str, name: str) -> bool:
+    """Whether `job_id/name` can be a result: one path segment each, none hidden (so no `..`)."""
+    return not (
+        not job_id
+        or not name
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or "/" in job_id
+        or "\\" in job_id
+        or job_id.startswith(".")
+    )
 
 
 def _content_type(response: httpx.Response, url: str) -> str:

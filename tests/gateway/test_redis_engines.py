@@ -207,11 +207,11 @@ async def test_a_follower_on_one_replica_streams_a_job_driven_on_another(
     B's poll is made long so that only live delivery through Redis can finish in time.
     """
     from gateway.store import jobs, keys
-    from gateway.store.db import Database
     from gateway.store.jobs import NewJob
+    from gateway.store.sqlite import SqliteDatabase
     from gateway.streams import follow
 
-    db = Database(tmp_path / "g.sqlite3")
+    db = SqliteDatabase(tmp_path / "g.sqlite3")
     await db.open()
     a, b = RedisBus(redis_url, prefix, "a"), RedisBus(redis_url, prefix, "b", poll_seconds=60)
     try:
