@@ -9,7 +9,7 @@ COPY gateway ./gateway
 COPY providers ./providers
 RUN pip install --no-cache-dir . \
  && useradd --system --uid 10001 --home-dir /data gateway \
- && mkdir -p /data && chown gateway /data
+ && mkdir -p /data /results && chown gateway /data /results
 
 USER gateway
 VOLUME ["/data"]

@@ -9,7 +9,9 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
@@ -96,11 +98,21 @@ async def _serve(settings: Settings, host: str, port: int, log_level: str = "inf
     await uvicorn.Server(config).serve()
 
 
-async def _demo(host: str, port: int, simulator_port: int, log_level: str = "info") -> None:
+async def _demo(
+    host: str, port: int, simulator_port: int, log_level: str = "info", simulator_url: str | None = None
+) -> None:
+    """The gateway on the simulator: one started in this process, or a running one at `simulator_url`."""
+    if simulator_url:  # a shared `gateway simulator`: several demo replicas use the same upstream state
+        settings = demo_settings(host, port, simulator_url)
+        plain = await _create_demo_key(settings)
+        print(_demo_banner(settings, plain, simulator_url), flush=True)
+        await _serve(settings, host, port, log_level)
+        return
+
     from providers.simulator import build_app
 
     if not _port_free("127.0.0.1", simulator_port):
-        sys.exit(f"the simulator's port {simulator_port} is taken; pass --simulator-port")
+        sys.exit(f"the simulator's port {simulator_port} is taken; pass --simulator-port or --simulator-url")
     simulator_url = f"http://127.0.0.1:{simulator_port}"
     settings = demo_settings(host, port, simulator_url)
     simulator = _QuietServer(
@@ -120,6 +132,20 @@ async def _demo(host: str, port: int, simulator_port: int, log_level: str = "inf
         print(_demo_banner(settings, plain, simulator_url), flush=True)
         await _serve(settings, host, port, log_level)
         simulator.should_exit = True
+
+
+async def _simulator(host: str, port: int, speed: float, state_dir: Path) -> None:
+    from providers.simulator import serve
+
+    if not _port_free(host, port):
+        sys.exit(f"the simulator's port {port} is taken; pass --port")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    print(
+        f"gateway simulator: every provider's upstream at http://{shown}:{port} (speed ×{speed:g});"
+        f" point demos at it with --simulator-url http://{shown}:{port}",
+        flush=True,
+    )
+    await serve(host, port, speed, state_dir)
 
 
 async def _create_demo_key(settings: Settings) -> str:
@@ -227,6 +253,14 @@ async def _keys_credit(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(getattr(exc, "message", str(exc)))
 
 
+def _simulator_url(value: str) -> str:
+    """An http(s) base URL without its trailing slash (the providers' prefixes are appended to it)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+    return value.rstrip("/")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,7 +270,19 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--port", type=int, default=8000)
         cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
         if name == "demo":
-            cmd.add_argument("--simulator-port", type=int, default=None, help="default: --port + 1")
+            where = cmd.add_mutually_exclusive_group()
+            where.add_argument(
+                "--simulator-port",
+                type=int,
+                default=None,
+                help="start the simulator here (default: --port + 1)",
+            )
+            where.add_argument(
+                "--simulator-url",
+                type=_simulator_url,
+                default=None,
+                help="use a running `gateway simulator` (e.g. http://127.0.0.1:8199) instead of starting one",
+            )
     sim = sub.add_parser("simulator", help="run the upstream simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8199)
@@ -276,13 +322,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             anyio.run(_serve, _settings_for(args.host, args.port), args.host, args.port, args.log_level)
         elif args.command == "demo":
-            anyio.run(_demo, args.host, args.port, args.simulator_port or args.port + 1, args.log_level)
+            simulator_port = args.simulator_port or args.port + 1
+            anyio.run(_demo, args.host, args.port, simulator_port, args.log_level, args.simulator_url)
         elif args.command == "simulator":
-            from providers.simulator import serve
-
             settings = Settings()
             speed = args.speed if args.speed is not None else settings.simulator.speed
-            anyio.run(serve, args.host, args.port, speed, settings.data_dir / "simulator")
+            anyio.run(_simulator, args.host, args.port, speed, settings.data_dir / "simulator")
         else:
             anyio.run(KEY_COMMANDS[args.keys_command], Settings(), args)
     except KeyboardInterrupt:

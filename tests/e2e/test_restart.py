@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,21 @@ KEY_LINE = re.compile(r"\(shown once\): (gw_\S+)")
 class Demo:
     """A `gateway demo` process; its first start prints the demo key."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, *, simulator_url: str | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        """`simulator_url`: use that running `gateway simulator` instead of starting one; `env` is
+        added to (and wins over) the environment below."""
         self.data_dir = data_dir
         self.port = free_port()
         self.simulator_port = free_port()
+        self.simulator_url = simulator_url
+        self.extra_env = dict(env or {})
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
         self.key = ""
+        self.output: list[str] = []
+        """What the last start printed up to 'Application startup complete'."""
 
     def start(self) -> None:
         env = {
@@ -40,18 +48,15 @@ class Demo:
             "GATEWAY_SIMULATOR__SPEED": "10",
             "GATEWAY_PROVIDERS__LUMA__POLL_INTERVAL": "0.1",
             "GATEWAY_PROVIDERS__SUNO__POLL_INTERVAL": "0.1",
+            **self.extra_env,
         }
+        simulator = (
+            ["--simulator-url", self.simulator_url]
+            if self.simulator_url
+            else ["--simulator-port", str(self.simulator_port)]
+        )
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "demo",
-                "--port",
-                str(self.port),
-                "--simulator-port",
-                str(self.simulator_port),
-            ],
+            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(self.port), *simulator],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -59,7 +64,7 @@ class Demo:
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + 30
-        seen: list[str] = []
+        self.output = seen = []
         while time.monotonic() < deadline and self.process.poll() is None:
             line = self.process.stdout.readline()
             seen.append(line)
