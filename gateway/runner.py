@@ -90,6 +90,7 @@ class Runner:
         """Stop driving a job here (it finished elsewhere, or another replica holds it now)."""
         driver = self._drivers.get(job_id)
         if driver is not None:
+            log.info("job %s: no longer driven on %s", job_id, self.instance_id)
             driver[0].cancel()
 
     async def recover(self) -> int:

@@ -22,13 +22,13 @@ SPEED = {"GATEWAY_SIMULATOR__SPEED": "20"}
 class Simulator:
     """A `gateway simulator` process on a free loopback port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, speed: str = SPEED["GATEWAY_SIMULATOR__SPEED"]) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "simulator", "--port", str(self.port)],
-            env={**os.environ, "GATEWAY_DATA_DIR": str(data_dir), **SPEED},
+            env={**os.environ, "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_SIMULATOR__SPEED": speed},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
