@@ -57,6 +57,12 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
         )
         results = ResultStore.from_settings(settings)
         runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job])
+        metrics.instance.labels(
+            settings.instance_id,
+            "postgresql" if db.shared else "sqlite",
+            "redis" if settings.redis_url else "local",
+        ).set(1)
+        metrics.jobs_driven.set_function(lambda: runner.running)
         svc = Services(
             settings=settings,
             db=db,

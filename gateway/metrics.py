@@ -45,6 +45,13 @@ class Metrics:
             registry=r,
         )
         self.open_streams = Gauge("gateway_open_streams", "Event streams open right now", registry=r)
+        self.instance = Gauge(
+            "gateway_instance_info",
+            "This replica: its instance id and engines (Prometheus sums the other series over replicas)",
+            ["instance", "database", "event_bus"],
+            registry=r,
+        )
+        self.jobs_driven = Gauge("gateway_jobs_driven", "Unfinished jobs this replica drives now", registry=r)
         self.tokens_debited = Counter("gateway_tokens_debited_total", "Tokens debited for jobs", registry=r)
         self.tokens_refunded = Counter(
             "gateway_tokens_refunded_total", "Tokens refunded for jobs", registry=r

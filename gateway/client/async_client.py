@@ -181,7 +181,8 @@ class AsyncGateway:
     ) -> Path:
         """Stream a result to `path` (a signed link needs no key; sent without one)."""
         target = Path(path)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as plain:
+        # follows redirects: results kept on S3 are served by a redirect to a presigned URL
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), follow_redirects=True) as plain:
             async with plain.stream("GET", url) as response:
                 await _raise_for_error(response)
                 total = (
