@@ -254,3 +254,20 @@ async def test_a_singleton_lock_has_one_holder_until_it_lapses(db: Database) -> 
     assert not await shared.hold(db, "sweep", "b", now=105, until=115)
     assert await shared.hold(db, "sweep", "a", now=105, until=115)  # the holder renews
     assert await shared.hold(db, "sweep", "b", now=116, until=126)  # lapsed: another takes it
+
+
+async def test_one_replica_at_a_time_delivers_a_jobs_webhook(db: Database) -> None:
+    from gateway.store import webhooks
+
+    key_id = await funded_key(db, 100)
+    job, _ = await jobs.create(db, new_job(key_id))
+    assert await webhooks.claim(db, job.id, "http://hook", "a", 60, 5)
+    assert not await webhooks.claim(db, job.id, "http://hook", "b", 60, 5)  # a holds it
+    await webhooks.record_attempt(db, job.id, "answered 500")
+    assert await webhooks.claim(db, job.id, "http://hook", "a", 60, 5)  # its holder carries on
+    await webhooks.record_attempt(db, job.id, None)
+    assert not await webhooks.claim(db, job.id, "http://hook", "b", -1, 5)  # delivered: never again
+    row = await db.fetchone(
+        "SELECT attempts, delivered_at FROM webhook_deliveries WHERE job_id = ?", (job.id,)
+    )
+    assert row is not None and row[0] == 2 and row[1] is not None
