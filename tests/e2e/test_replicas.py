@@ -325,6 +325,24 @@ def test_a_replica_paused_past_its_lease_writes_nothing_when_it_wakes(cluster: C
     assert cluster.owner(job_id) == ("c", 2)
 
 
+def test_sigterm_with_a_stream_open_exits_and_hands_the_job_over(cluster: Cluster) -> None:
+    job_id = cluster.create("c")
+    watching = Stream(cluster, "c", job_id)
+    wait_until(lambda: cluster.job("b", job_id)["status"] == "processing", timeout=30)
+    cluster["c"].signal(signal.SIGTERM)
+    process = cluster["c"].process
+    assert process is not None
+    process.wait(15)  # the open stream does not hold the replica up
+    exited = time.monotonic()
+    watching.finish(5)
+    wait_until(lambda: cluster.owner(job_id)[0] == "b", timeout=LEASE + 5)
+    print(f"hand-over after SIGTERM: {time.monotonic() - exited:.2f} s")
+    assert "handed over 1 unfinished jobs" in cluster["c"].log()
+    rest = Stream(cluster, "b", job_id, last_event_id=watching.ids[-1]).finish()
+    ids = watching.ids + rest.ids
+    assert ids == list(range(1, len(ids) + 1)) and rest.events[-1][1]["status"] == "Completed"
+
+
 def test_money_invariants_hold_after_all_of_it(cluster: Cluster) -> None:
     time.sleep(1)
     for row in cluster.sql(
