@@ -12,6 +12,7 @@ import aiosqlite
 import anyio
 
 from gateway.store.db import Row, Work
+from gateway.store.schema import migrations
 
 log = logging.getLogger("gateway.store")
 
@@ -22,118 +23,6 @@ PRAGMAS = (
     "PRAGMA busy_timeout=5000",
 )
 T = TypeVar("T")
-
-# The same numbered migrations as the PostgreSQL engine's, in SQLite's dialect.
-MIGRATIONS: list[str] = [
-    # 1: the first schema
-    """
-    CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        prefix TEXT NOT NULL,
-        balance INTEGER NOT NULL DEFAULT 0 CHECK (balance >= 0),
-        models TEXT,
-        rate_limit_per_minute INTEGER,
-        max_concurrent_jobs INTEGER,
-        revoked_at TEXT,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE ledger (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key_id TEXT NOT NULL REFERENCES api_keys(id),
-        delta INTEGER NOT NULL,
-        reason TEXT NOT NULL CHECK (reason IN ('debit', 'refund', 'credit', 'adjust')),
-        job_id TEXT,
-        balance_after INTEGER NOT NULL CHECK (balance_after >= 0),
-        note TEXT,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX ledger_by_key ON ledger (key_id, id);
-    -- A job is debited at most once and refunded at most once: the schema says so, not only the code.
-    CREATE UNIQUE INDEX ledger_one_debit_per_job ON ledger (job_id) WHERE reason = 'debit';
-    CREATE UNIQUE INDEX ledger_one_refund_per_job ON ledger (job_id) WHERE reason = 'refund';
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        key_id TEXT NOT NULL REFERENCES api_keys(id),
-        model TEXT NOT NULL,
-        served_model TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        effective_prompt TEXT NOT NULL,
-        style TEXT,
-        options TEXT NOT NULL,
-        callback_url TEXT,
-        status TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'completed', 'failed', 'canceled')),
-        progress INTEGER,
-        cost INTEGER NOT NULL,
-        refunded INTEGER NOT NULL DEFAULT 0,
-        url TEXT,
-        urls TEXT,
-        content_type TEXT,
-        error TEXT,
-        error_code TEXT,
-        upstream_id TEXT,
-        last_event_id INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        completed_at TEXT,
-        expires_at TEXT,
-        files_deleted INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX jobs_by_key ON jobs (key_id, created_at DESC);
-    CREATE INDEX jobs_unfinished ON jobs (status) WHERE status IN ('queued', 'processing');
-    CREATE TABLE job_events (
-        job_id TEXT NOT NULL REFERENCES jobs(id),
-        seq INTEGER NOT NULL,
-        data TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-    ) WITHOUT ROWID;
-    CREATE TABLE idempotency (
-        key_id TEXT NOT NULL,
-        idem_key TEXT NOT NULL,
-        body_hash TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (key_id, idem_key)
-    );
-    CREATE TABLE webhook_deliveries (
-        job_id TEXT PRIMARY KEY REFERENCES jobs(id),
-        url TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        delivered_at TEXT,
-        last_error TEXT
-    );
-    """,
-    # 2: the per-key concurrent-job check counts unfinished jobs without scanning the key's history
-    """
-    CREATE INDEX jobs_unfinished_by_key ON jobs (key_id) WHERE status IN ('queued', 'processing');
-    """,
-    # 3: several replicas — job leases with fencing epochs, provider slots, webhook claims, shared
-    # rate-limit windows and singleton locks (SQLite serves one process, but keeps one schema)
-    """
-    ALTER TABLE jobs ADD COLUMN owner TEXT;
-    ALTER TABLE jobs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN has_slot INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX jobs_unfinished_by_provider ON jobs (provider, created_at)
-        WHERE status IN ('queued', 'processing');
-    ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
-    ALTER TABLE webhook_deliveries ADD COLUMN claim_until REAL NOT NULL DEFAULT 0;
-    CREATE TABLE rate_windows (
-        key_id TEXT NOT NULL,
-        window_start INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        PRIMARY KEY (key_id, window_start)
-    );
-    CREATE TABLE singletons (
-        name TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        until REAL NOT NULL
-    );
-    """,
-]
 
 
 class _Pending:
@@ -211,7 +100,7 @@ class SqliteDatabase:
         for pragma in PRAGMAS:
             conn.execute(pragma)
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for number, script in enumerate(migrations("sqlite")[version:], start=version + 1):
             log.info("applying migration %d", number)
             conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
         return conn
