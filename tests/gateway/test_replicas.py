@@ -70,6 +70,19 @@ async def events_of(
     return found
 
 
+async def create(
+    replica: Harness, key: str, prompt: str = "hold", processing_on: Harness | None = None
+) -> str:
+    """A job on `replica` (held mid-flight by "hold"); with `processing_on`, once that replica sees it run."""
+    created = await replica.client.post(
+        "/api/generations", json={"model": "echo", "prompt": prompt}, headers=bearer(key)
+    )
+    job_id: str = created.json()["id"]
+    if processing_on is not None:
+        await until(lambda: job_state(processing_on, key, job_id, "processing"))
+    return job_id
+
+
 async def job_of(replica: Harness, key: str, job_id: str) -> dict[str, Any]:
     body: dict[str, Any] = (
         await replica.client.get(f"/api/generations/{job_id}", headers=bearer(key))
@@ -89,10 +102,7 @@ async def test_a_stream_on_b_follows_a_job_driven_on_a(tmp_path: Path, engines: 
         a = await start_replica(stack, tmp_path, "a", **engines)
         b = await start_replica(stack, tmp_path, "b", **engines)
         key, _ = await a.new_key(100)
-        created = await a.client.post(
-            "/api/generations", json={"model": "echo", "prompt": "hold"}, headers=bearer(key)
-        )
-        job_id = created.json()["id"]
+        job_id = await create(a, key)
         async with anyio.create_task_group() as tg:
             seen: list[list[tuple[int, dict[str, Any]]]] = []
 
@@ -119,11 +129,7 @@ async def test_a_cancel_on_b_stops_the_driver_on_a_within_two_seconds(
         a = await start_replica(stack, tmp_path, "a", **engines)
         b = await start_replica(stack, tmp_path, "b", **engines)
         key, _ = await a.new_key(100)
-        created = await a.client.post(
-            "/api/generations", json={"model": "echo", "prompt": "hold"}, headers=bearer(key)
-        )
-        job_id = created.json()["id"]
-        await until(lambda: job_state(b, key, job_id, "processing"))
+        job_id = await create(a, key, processing_on=b)
         assert a.app.state.services.runner.running == 1
         cancelled = await b.client.post(f"/api/generations/{job_id}/cancel", headers=bearer(key))
         assert cancelled.status_code == 200 and cancelled.json()["refunded"] is True
@@ -148,14 +154,8 @@ async def test_max_in_flight_is_one_cap_across_replicas(tmp_path: Path, postgres
         a = await start_replica(stack, tmp_path, "a", **shared)
         b = await start_replica(stack, tmp_path, "b", **shared)
         key, _ = await a.new_key(100)
-        first = await a.client.post(
-            "/api/generations", json={"model": "echo", "prompt": "hold"}, headers=bearer(key)
-        )
-        await until(lambda: job_state(a, key, first.json()["id"], "processing"))
-        second = await b.client.post(
-            "/api/generations", json={"model": "echo", "prompt": "x"}, headers=bearer(key)
-        )
-        second_id = second.json()["id"]
+        await create(a, key, processing_on=a)
+        second_id = await create(b, key, prompt="x")
         queued = await until(lambda: queued_event(b, key, second_id))
         assert queued["position"] == 1  # waiting in the gateway's queue behind a's job
         assert (await job_of(b, key, second_id))["status"] == "queued"
@@ -183,11 +183,7 @@ async def test_a_graceful_stop_hands_jobs_over_at_once(tmp_path: Path, postgres_
         async with AsyncExitStack() as inner:
             a = await start_replica(inner, tmp_path, "a", **long_lease)
             key, _ = await a.new_key(100)
-            created = await a.client.post(
-                "/api/generations", json={"model": "echo", "prompt": "hold"}, headers=bearer(key)
-            )
-            job_id = created.json()["id"]
-            await until(lambda: job_state(a, key, job_id, "processing"))
+            job_id = await create(a, key, processing_on=a)
         stopped = time.monotonic()  # a's lifespan ended, as on SIGTERM: its lease was let go
         await until(lambda: has_driver(b), within=5)
         assert time.monotonic() - stopped < 5  # not the 60 s lease
