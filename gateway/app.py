@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
                     await shared.forget_windows_before(db, int(time.time()) - 3600)
 
                 runner.on_finished.append(deliver)
-                recovered = await runner.recover()
+                recovered = await runner.recover(starting=True)
                 if recovered:
                     log.info("took up %d unfinished jobs", recovered)
                 await deliver_strays()
@@ -118,13 +118,21 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await runner.release()
-                await bus.aclose()
-                await limiter.aclose()
-                await webhooks.aclose()
-                await registry.aclose()
-                await results.aclose()
-                await db.close()
+                # Each in turn, whatever the one before did: the leases first, the database last.
+                for close in (
+                    runner.release,
+                    bus.aclose,
+                    limiter.aclose,
+                    webhooks.aclose,
+                    registry.aclose,
+                    results.aclose,
+                    db.close,
+                ):
+                    try:
+                        with anyio.fail_after(10):
+                            await close()
+                    except Exception:
+                        log.exception("stopping: %s failed", getattr(close, "__qualname__", close))
 
     app = Starlette(
         routes=[

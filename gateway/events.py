@@ -114,7 +114,10 @@ class EventHub:
             try:
                 send.send_nowait(event)
             except anyio.WouldBlock:
-                pass  # the listener sees a gap in the numbering and reads the log
+                # Dropped, so it could miss even the terminal event: it is closed once its buffer is
+                # read and its follower reads the log from then on (see streams.follow).
+                send.close()
+                self._listeners[event.job_id].discard(send)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._listeners[event.job_id].discard(send)
 

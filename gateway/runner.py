@@ -36,6 +36,10 @@ log = logging.getLogger("gateway.runner")
 OnFinished = Callable[[Job], Awaitable[None]]
 
 
+class DriverStopped(Exception):
+    """The store failed under a driver: it stops and leaves the job to be taken up again."""
+
+
 class Runner:
     """Drives the jobs this replica holds: a task per job in the app's task group, independent of any client.
 
@@ -66,6 +70,7 @@ class Runner:
         self.renew_seconds = min(1.0, settings.lease_seconds / 3)
         self._tg: TaskGroup | None = None
         self._drivers: dict[str, tuple[anyio.CancelScope, int]] = {}
+        self._clock_offset = 0.0  # the database's clock minus this host's, refreshed at each renewal
         bus.on_remote_terminal(self.stop_local)
 
     def attach(self, task_group: TaskGroup) -> None:
@@ -75,9 +80,13 @@ class Runner:
     def running(self) -> int:
         return len(self._drivers)
 
+    def now(self) -> float:
+        """Now by the database's clock, which every replica's leases are measured by."""
+        return time.time() + self._clock_offset
+
     def new_lease(self) -> tuple[Lease, float]:
         """The lease a job is born with on this replica, and when it lapses unless renewed."""
-        return Lease(self.instance_id, 1), time.time() + self.lease_seconds
+        return Lease(self.instance_id, 1), self.now() + self.lease_seconds
 
     def start(self, job: Job) -> None:
         assert self._tg is not None, "the runner is not attached to the app's task group"
@@ -93,14 +102,19 @@ class Runner:
             log.info("job %s: no longer driven on %s", job_id, self.instance_id)
             driver[0].cancel()
 
-    async def recover(self) -> int:
+    async def recover(self, *, starting: bool = False) -> int:
         """Take up unfinished jobs: at start-up alone on SQLite every one of them, on a shared
-        database those whose lease lapsed. Each is re-attached by upstream id, or submitted."""
-        until = time.time() + self.lease_seconds
-        if self.db.shared:
-            claimed = await leases.claim_lapsed(self.db, self.instance_id, now=time.time(), until=until)
+        database those whose lease lapsed (and, starting, those a previous life of this instance
+        held). Each is re-attached by upstream id, or submitted."""
+        if not self.db.shared:
+            claimed = await leases.claim_all(self.db, self.instance_id, until=self.now() + self.lease_seconds)
         else:
-            claimed = await leases.claim_all(self.db, self.instance_id, until=until)
+            if starting:
+                self._clock_offset = await self.db.clock() - time.time()
+            now = self.now()
+            claimed = await leases.claim_lapsed(
+                self.db, self.instance_id, now=now, until=now + self.lease_seconds, own_too=starting
+            )
         for job in claimed:
             log.info("taking up job %s (%s, upstream id %s)", job.id, job.status, job.upstream_id)
             self.start(job)
@@ -113,9 +127,16 @@ class Runner:
         while True:
             await anyio.sleep(self.renew_seconds)
             try:
-                held = await leases.renew(self.db, self.instance_id, until=time.time() + self.lease_seconds)
-                for job_id, (_, epoch) in list(self._drivers.items()):
-                    if held.get(job_id) != epoch:
+                self._clock_offset = await self.db.clock() - time.time()
+                # Judged on the drivers as they were before the renewal: a job started meanwhile
+                # was not asked about, so its absence says nothing.
+                driving = {job_id: epoch for job_id, (_, epoch) in self._drivers.items()}
+                held = await leases.renew(
+                    self.db, self.instance_id, driving, until=self.now() + self.lease_seconds
+                )
+                for job_id, epoch in driving.items():
+                    current = self._drivers.get(job_id)
+                    if job_id not in held and current is not None and current[1] == epoch:
                         log.info("job %s finished elsewhere or is held by another replica now", job_id)
                         self.stop_local(job_id)
                 await self.recover()
@@ -144,8 +165,15 @@ class Runner:
             await self.bus.publish(event)
 
     async def _record(self, job: Job, changes: dict[str, Any], event: dict[str, Any] | None) -> None:
-        """Raises NotChanged when the job finished meanwhile or this replica no longer holds it."""
-        await self._publish(await job_store.record(self.db, job.id, changes, event, lease=job.lease))
+        """Raises NotChanged when the job finished meanwhile or this replica no longer holds it, and
+        DriverStopped when the store failed (not the job: it must not be failed for that)."""
+        try:
+            recorded = await job_store.record(self.db, job.id, changes, event, lease=job.lease)
+        except NotChanged:
+            raise
+        except Exception as exc:
+            raise DriverStopped(f"recording failed: {type(exc).__name__}: {exc}") from exc
+        await self._publish(recorded)
 
     async def _drive(self, job: Job, scope: anyio.CancelScope) -> None:
         try:
@@ -153,6 +181,12 @@ class Runner:
                 await self._run(job)
         except NotChanged:
             log.info("job %s: finished elsewhere or taken over; no longer driven here", job.id)
+        except DriverStopped as exc:
+            # The store failed under the driver: the job is left to lapse, and a replica (this one,
+            # after its lease runs out) takes it up again by its upstream id.
+            log.error("job %s: %s; left for another driver to take up", job.id, exc)
+        except Exception:  # the task's boundary: one job's trouble never stops the replica's runner
+            log.exception("job %s: the driver failed; left for another driver to take up", job.id)
         finally:
             if self._drivers.get(job.id, (None,))[0] is scope:
                 del self._drivers[job.id]
@@ -185,9 +219,10 @@ class Runner:
             async with upstream.gate.slot(job, on_position):
                 with anyio.fail_after(upstream.deadline):
                     outcome = await self._follow(job, upstream, task, upstream_ids)
-        except NotChanged:
+        except (NotChanged, DriverStopped):
             raise
         except TimeoutError:
+            await self._record(job, {}, None)  # still this replica's job? (else NotChanged: cancel nothing)
             cancelled = bool(upstream_ids) and await self._cancel_upstream(upstream, upstream_ids[-1])
             outcome = Failed(
                 f"The provider did not finish within {upstream.deadline:g} s; the upstream task was "
@@ -285,8 +320,8 @@ class Runner:
                 self.db, job.id, status, changes, event, refund=refund, lease=job.lease
             )
             await self._publish(recorded)
-        if recorded is not None:
-            await self.notify_finished(job.id)
+            if recorded is not None:  # shielded too: a renewal that sees the job finished stops this driver
+                await self.notify_finished(job.id)
 
     async def notify_finished(self, job_id: str) -> Job | None:
         """Run the on-finished hooks (metrics, webhooks) with the finished job, and return it."""

@@ -13,6 +13,7 @@ from gateway.events import Event, EventBus
 from gateway.store import events as event_log
 from gateway.store.db import Database
 
+LAGGARD_POLL_SECONDS = 1.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -41,11 +42,15 @@ async def follow(db: Database, bus: EventBus, job_id: str, after: int = 0) -> As
 
 
 async def _next(live: MemoryObjectReceiveStream[Event], within: float | None) -> Event | None:
-    if within is None:
-        return await live.receive()
-    with anyio.move_on_after(within):
-        return await live.receive()
-    return None
+    try:
+        if within is None:
+            return await live.receive()
+        with anyio.move_on_after(within):
+            return await live.receive()
+        return None
+    except anyio.EndOfStream:  # the bus dropped this listener (it fell behind): poll the log instead
+        await anyio.sleep(within or LAGGARD_POLL_SECONDS)
+        return None
 
 
 def sse_response(

@@ -115,6 +115,13 @@ class Webhooks:
 
     async def deliver(self, job: Job) -> bool:
         """POST the terminal job object until a 2xx or the tries run out. Never affects the job."""
+        try:
+            return await self._deliver(job)
+        except Exception:  # a store failure here must not stop the app's task group
+            log.exception("webhook for %s: delivery stopped; the housekeeping round tries again", job.id)
+            return False
+
+    async def _deliver(self, job: Job) -> bool:
         if not job.callback_url:
             return False
         # One replica delivers each job's webhook; another takes over only if this one dies midway.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import auth
 from gateway.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
-from gateway.jobs import job_object
+from gateway.jobs import Services, job_object
 from gateway.routes.common import authenticate, paging, services
 from gateway.store import jobs as job_store
 from gateway.store.jobs import TERMINAL, UNFINISHED, Job
@@ -60,11 +61,17 @@ async def cancel_generation(request: Request) -> Response:
         latest = await job_store.get(svc.db, job.id)
         raise AlreadyFinished("The job already finished.", job_status=latest.status if latest else None)
     await svc.bus.publish(recorded)
-    latest = await svc.runner.notify_finished(job.id)
-    assert latest is not None
-    # The upstream id as the cancel left it: a driver (on any replica) can no longer record one after.
-    await svc.runner.stop_job(latest)
-    return JSONResponse(job_object(svc, latest))
+    with anyio.CancelScope(shield=True):  # the refund is committed: the upstream cancel must follow
+        stopped = await _stop_cancelled(svc, job.id)
+    return JSONResponse(job_object(svc, stopped))
+
+
+async def _stop_cancelled(svc: Services, job_id: str) -> Job:
+    # The upstream id as the cancel left it: a driver (on any replica) can no longer record one.
+    cancelled = await job_store.get(svc.db, job_id)
+    assert cancelled is not None
+    await svc.runner.stop_job(cancelled)
+    return await svc.runner.notify_finished(job_id) or cancelled
 
 
 async def job_events(request: Request) -> Response:

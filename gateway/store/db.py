@@ -47,6 +47,10 @@ class Database(Protocol):
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]: ...
 
+    async def clock(self) -> float:
+        """Seconds since the epoch by the database's clock, which leases are measured by."""
+        ...
+
     async def ping(self) -> bool: ...
 
 

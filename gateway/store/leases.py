@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from gateway.store.db import Database, Tx
+from gateway.store.db import Database, Row, Tx
 from gateway.store.jobs import Job, row_to_job
 
 UNFINISHED_SQL = "status IN ('queued', 'processing')"
 
 
-async def claim_lapsed(db: Database, owner: str, *, now: float, until: float, limit: int = 100) -> list[Job]:
+async def claim_lapsed(
+    db: Database, owner: str, *, now: float, until: float, limit: int = 100, own_too: bool = False
+) -> list[Job]:
     """Claim unfinished jobs whose lease lapsed (their replica died or let go), oldest first.
 
     Each claim raises the job's epoch, which fences off the writes of whoever held it before. Two
     replicas claiming at once cannot both win a job: the lapse is checked again under the row lock.
+    `own_too` (at start-up) also takes the jobs still leased to this instance id: a previous life of
+    this replica that died before its leases ran out.
     """
+    lapsed = "(lease_until < ? OR owner = ?)" if own_too else "lease_until < ?"
+    args = (now, owner) if own_too else (now,)
 
     async def work(tx: Tx) -> list[Job]:
         rows = await tx.all(
             f"UPDATE jobs SET owner = ?, epoch = epoch + 1, lease_until = ?"
-            f" WHERE id IN (SELECT id FROM jobs WHERE {UNFINISHED_SQL} AND lease_until < ?"
-            f" ORDER BY created_at LIMIT ?) AND {UNFINISHED_SQL} AND lease_until < ? RETURNING *",
-            (owner, until, now, limit, now),
+            f" WHERE id IN (SELECT id FROM jobs WHERE {UNFINISHED_SQL} AND {lapsed}"
+            f" ORDER BY created_at LIMIT ?) AND {UNFINISHED_SQL} AND {lapsed} RETURNING *",
+            (owner, until, *args, limit, *args),
         )
         return [row_to_job(row) for row in rows]
 
@@ -40,17 +46,31 @@ async def claim_all(db: Database, owner: str, *, until: float) -> list[Job]:
     return sorted(await db.write(work), key=lambda job: job.created_at)
 
 
-async def renew(db: Database, owner: str, *, until: float) -> dict[str, int]:
-    """Extend every lease this replica still holds; the jobs (and their epochs) it still drives."""
+async def renew(db: Database, owner: str, driving: dict[str, int], *, until: float) -> dict[str, int]:
+    """Extend the leases of the jobs this replica drives (id → epoch); those it still holds.
 
-    async def work(tx: Tx) -> dict[str, int]:
-        rows = await tx.all(
-            f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND {UNFINISHED_SQL} RETURNING id, epoch",
-            (until, owner),
-        )
-        return {row["id"]: int(row["epoch"]) for row in rows}
+    Only the jobs it drives: a job leased to this instance id but driven by nobody (a previous life
+    of the replica) must lapse, so that someone takes it up.
+    """
+    held: dict[str, int] = {}
+    ids = sorted(driving)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
 
-    return await db.write(work)
+        async def work(tx: Tx, chunk: list[str] = chunk, marks: str = marks) -> list[Row]:
+            return list(
+                await tx.all(
+                    f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND {UNFINISHED_SQL}"
+                    f" AND id IN ({marks}) RETURNING id, epoch",
+                    (until, owner, *chunk),
+                )
+            )
+
+        for row in await db.write(work):
+            if int(row["epoch"]) == driving[row["id"]]:
+                held[row["id"]] = int(row["epoch"])
+    return held
 
 
 async def release(db: Database, owner: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -19,6 +20,10 @@ T = TypeVar("T")
 
 # Any constant both sides agree on: replicas starting at once take turns to migrate.
 MIGRATION_LOCK = 0x6761_7465_7761_7900
+RETRIES = 3
+# A database that stops answering fails the write instead of holding a driver (or a shutdown) forever.
+COMMAND_TIMEOUT = 30.0
+ACQUIRE_TIMEOUT = 30.0
 
 PLACEHOLDER = re.compile(r"\?")
 
@@ -71,7 +76,9 @@ class PostgresDatabase:
             await migrate(conn)
         finally:
             await conn.close()
-        self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=self.min_size, max_size=self.max_size, command_timeout=COMMAND_TIMEOUT
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -84,11 +91,25 @@ class PostgresDatabase:
         return self._pool
 
     async def write(self, work: Work[T]) -> T:
-        # Shielded, as on SQLite: a write always commits or rolls back whole, and its caller learns which.
+        # Shielded, as on SQLite: a write always commits or rolls back whole, and its caller learns
+        # which. A deadlock (replicas locking a lease's rows in different orders) is tried again:
+        # the work is a whole transaction, so running it once more is safe.
         with anyio.CancelScope(shield=True):
-            async with self.pool.acquire() as conn, conn.transaction():
-                result = await work(PostgresTx(conn))
+            for attempt in range(1, RETRIES + 1):
+                try:
+                    async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+                        result = await work(PostgresTx(conn))
+                    break
+                except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                    if attempt == RETRIES:
+                        raise
+                    log.info("a write met a deadlock; trying it again (%d)", attempt)
         return result
+
+    async def clock(self) -> float:
+        """The database's time: every replica measures leases by the same clock."""
+        row = await self.fetchone("SELECT extract(epoch from clock_timestamp())::float8")
+        return float(row[0]) if row else time.time()
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         return await self.pool.fetchrow(to_dollars(sql), *params)

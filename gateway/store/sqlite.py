@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -130,9 +131,11 @@ class SqliteDatabase:
                     while self._queue:
                         batch, done = self._queue, self._next_done
                         self._queue, self._next_done = [], None
-                        await anyio.to_thread.run_sync(self._commit_batch, batch, limiter=self._writes)
-                        if done is not None:
-                            done.set()
+                        try:
+                            await anyio.to_thread.run_sync(self._commit_batch, batch, limiter=self._writes)
+                        finally:  # whatever happened, every caller of the batch is told
+                            if done is not None:
+                                done.set()
             finally:
                 self._flushing = False
         with anyio.CancelScope(shield=True):  # the caller always learns what was committed
@@ -144,8 +147,8 @@ class SqliteDatabase:
     def _commit_batch(self, batch: list[_Pending]) -> None:
         conn = self._writer
         assert conn is not None, "database is not open"
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute("BEGIN IMMEDIATE")  # may fail (locked past busy_timeout, disk): each caller hears it
             for item in batch:
                 conn.execute("SAVEPOINT work")
                 try:
@@ -169,6 +172,9 @@ class SqliteDatabase:
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         assert self._reader is not None, "database is not open"
         return list(await self._reader.execute_fetchall(sql, tuple(params)))
+
+    async def clock(self) -> float:
+        return time.time()  # one process, one clock
 
     async def ping(self) -> bool:
         return await self.fetchone("SELECT 1") is not None

@@ -8,7 +8,8 @@ from gateway.store.db import Database, Tx, iso, now
 
 
 async def claim(db: Database, job_id: str, url: str, owner: str, seconds: float, max_attempts: int) -> bool:
-    """Take the delivery of a job's webhook: True for exactly one replica at a time.
+    """Take the delivery of a job's webhook: True for exactly one delivery at a time (even two of
+    one replica's: the finish hook and the housekeeping round may meet).
 
     A claim lapses after `seconds` (its replica died mid-delivery), and then another may take it.
     """
@@ -20,7 +21,7 @@ async def claim(db: Database, job_id: str, url: str, owner: str, seconds: float,
             " ON CONFLICT (job_id) DO UPDATE SET claimed_by = excluded.claimed_by,"
             " claim_until = excluded.claim_until"
             " WHERE webhook_deliveries.delivered_at IS NULL AND webhook_deliveries.attempts < ?"
-            " AND (webhook_deliveries.claim_until < ? OR webhook_deliveries.claimed_by = excluded.claimed_by)"
+            " AND webhook_deliveries.claim_until < ?"
             " RETURNING job_id",
             (job_id, url, owner, moment + seconds, max_attempts, moment),
         )

@@ -180,7 +180,7 @@ async def test_a_lapsed_lease_is_taken_over_and_the_old_driver_is_fenced_off(db:
         db, job.id, {"progress": 10}, {"status": "Processing", "job_id": job.id}, lease=job.lease
     )
     assert await leases.claim_lapsed(db, "b", now=now, until=now + 10) == []  # still held
-    assert await leases.renew(db, "a", until=now + 3) == {job.id: 1}
+    assert await leases.renew(db, "a", {job.id: 1}, until=now + 3) == {job.id: 1}
     taken = await leases.claim_lapsed(db, "b", now=now + 5, until=now + 15)
     assert [(j.id, j.lease) for j in taken] == [(job.id, Lease("b", 2))]
     with pytest.raises(NotChanged):  # "a" woke up: not one more event
@@ -188,7 +188,7 @@ async def test_a_lapsed_lease_is_taken_over_and_the_old_driver_is_fenced_off(db:
     assert (
         await jobs.finish(db, job.id, "failed", {}, {"status": "Error"}, refund=True, lease=job.lease) is None
     )
-    assert await leases.renew(db, "a", until=now + 20) == {}
+    assert await leases.renew(db, "a", {job.id: 1}, until=now + 20) == {}
     event = await jobs.record(
         db, job.id, {}, {"status": "Processing", "job_id": job.id}, lease=taken[0].lease
     )
@@ -261,11 +261,57 @@ async def test_one_replica_at_a_time_delivers_a_jobs_webhook(db: Database) -> No
     job, _ = await jobs.create(db, new_job(key_id))
     assert await webhooks.claim(db, job.id, "http://hook", "a", 60, 5)
     assert not await webhooks.claim(db, job.id, "http://hook", "b", 60, 5)  # a holds it
+    assert not await webhooks.claim(db, job.id, "http://hook", "a", 60, 5)  # nor a second round of a
     await webhooks.record_attempt(db, job.id, "answered 500")
-    assert await webhooks.claim(db, job.id, "http://hook", "a", 60, 5)  # its holder carries on
     await webhooks.record_attempt(db, job.id, None)
     assert not await webhooks.claim(db, job.id, "http://hook", "b", -1, 5)  # delivered: never again
     row = await db.fetchone(
         "SELECT attempts, delivered_at FROM webhook_deliveries WHERE job_id = ?", (job.id,)
     )
     assert row is not None and row[0] == 2 and row[1] is not None
+
+
+async def test_only_the_jobs_a_replica_drives_are_renewed(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    now = time.time()
+    driven, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 5)
+    orphan, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 5)
+    assert await leases.renew(db, "a", {driven.id: 1}, until=now + 60) == {driven.id: 1}
+    # A previous life of "a" held the orphan: it lapses, and is taken up, by another or by "a" restarting.
+    assert [j.id for j in await leases.claim_lapsed(db, "b", now=now + 10, until=now + 20)] == [orphan.id]
+
+
+async def test_a_restarted_instance_takes_its_own_jobs_back_at_once(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    now = time.time()
+    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 60)
+    assert await leases.claim_lapsed(db, "a", now=now, until=now + 60) == []
+    again = await leases.claim_lapsed(db, "a", now=now, until=now + 60, own_too=True)
+    assert [(j.id, j.epoch) for j in again] == [(job.id, 2)]
+
+
+async def test_a_write_that_cannot_begin_fails_every_caller_of_its_batch(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "g.sqlite3")
+    await db.open()
+    key_id = await funded_key(db, 100)
+    other = sqlite3.connect(tmp_path / "g.sqlite3", isolation_level=None)
+    other.execute("PRAGMA busy_timeout = 0")
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock past our busy_timeout
+    outcomes: list[str] = []
+
+    async def credit() -> None:
+        try:
+            await ledger.credit(db, key_id, 1)
+            outcomes.append("ok")
+        except sqlite3.OperationalError:
+            outcomes.append("locked")
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(credit)
+    assert outcomes == ["locked"] * 3
+    other.execute("ROLLBACK")
+    other.close()
+    assert await ledger.credit(db, key_id, 1) == 101  # and the next write goes through
+    await db.close()

@@ -1,0 +1,19 @@
+"""The in-process event bus: fan-out to listeners, and what it does with one that falls behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.events import Event, EventHub
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_listener_that_falls_behind_is_closed_rather_than_silently_skipped() -> None:
+    hub = EventHub()
+    with hub.subscribe("job_x") as live:
+        for seq in range(1, 70):
+            await hub.publish(Event("job_x", seq, {"status": "Processing", "job_id": "job_x"}))
+        received = [event.seq async for event in live]  # the buffer, then the end of the stream
+    assert received == list(range(1, len(received) + 1)) and len(received) < 69
+    assert hub.listener_count == 0
