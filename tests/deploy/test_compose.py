@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.deploy.nginx import write_nginx_conf
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 NGINX = DEPLOY / "nginx.conf"
@@ -107,21 +109,7 @@ def test_compose_validator_rejects_a_broken_file(tmp_path: Path) -> None:
 def test_nginx_config_syntax(tmp_path: Path) -> None:
     # The compose service names do not resolve here, and nginx resolves upstream hosts while testing.
     site = re.sub(r"server gateway-\d+:8000", "server 127.0.0.1:8000", NGINX.read_text())
-    (tmp_path / "site.conf").write_text(site)
-    temp_paths = "".join(
-        f"    {kind}_temp_path {tmp_path / kind};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path / 'nginx.pid'};\n"
-        f"error_log {tmp_path / 'error.log'};\n"
-        "events {}\n"
-        "http {\n"
-        "    access_log off;\n"
-        f"{temp_paths}"
-        f"    include {tmp_path / 'site.conf'};\n"
-        "}\n"
-    )
+    write_nginx_conf(tmp_path, site)
     result = subprocess.run(
         [
             "nginx",

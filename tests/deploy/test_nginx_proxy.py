@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.deploy.nginx import write_nginx_conf
 from tests.e2e.test_restart import Demo, wait_until
 from tests.servers import free_port
 
@@ -35,23 +36,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[str, Demo]]:
     # The three replicas are the one demo here; the proxy listens on loopback only.
     site = re.sub(r"server gateway-\d+:8000", f"server 127.0.0.1:{demo.port}", NGINX.read_text())
     site = site.replace("listen 80;", f"listen 127.0.0.1:{proxy_port};")
-    (tmp_path / "site.conf").write_text(site)
-    temp_paths = "".join(
-        f"    {kind}_temp_path {tmp_path / kind};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path / 'nginx.pid'};\n"
-        f"error_log {tmp_path / 'error.log'};\n"
-        "daemon off;\n"
-        "worker_processes 1;\n"
-        "events {}\n"
-        "http {\n"
-        "    access_log off;\n"
-        f"{temp_paths}"
-        f"    include {tmp_path / 'site.conf'};\n"
-        "}\n"
-    )
+    write_nginx_conf(tmp_path, site, foreground=True)
     demo.start()
     nginx = subprocess.Popen(
         ["nginx", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(tmp_path / "nginx.conf")],
