@@ -4,10 +4,10 @@ its next event.
     .venv/bin/python -m bench.takeover [--lease 15] [--tries 5]
 
 One `gateway simulator` (speed 4) and three `gateway demo --simulator-url` replicas on a fresh PostgreSQL
-database and Redis prefix. Each try creates a luma job on a live replica, waits until it is `processing`,
-SIGKILLs its driver (the `owner` column of `jobs`), then polls `jobs` until another replica owns it (owner
-changed, epoch up) and until the next event is recorded (`last_event_id` grows); the killed replica is
-restarted before the next try. Prints each try and the medians; writes `bench/results/takeover.json`
+database and Redis prefix. Each try creates a luma job on a live replica, waits until it is `processing`
+and a Processing event is recorded (then 1 s more), SIGKILLs its driver (the `owner` column of `jobs`),
+then polls `jobs` until another replica owns it (owner changed, epoch up) and until the next event is
+recorded (`last_event_id` grows); the killed replica is restarted before the next try. Prints each try and the medians; writes `bench/results/takeover.json`
 (`takeover-lease<N>.json` for a lease other than the default).
 """
 
@@ -78,6 +78,14 @@ class Cluster:
         status: str = response.json()["status"]
         return status
 
+    def last_event(self, job_id: str) -> dict[str, Any]:
+        found = sql(
+            self.database_url,
+            "SELECT data FROM job_events WHERE job_id = $1 ORDER BY seq DESC LIMIT 1",
+            job_id,
+        )
+        return json.loads(found[0]["data"]) if found else {}
+
     def row(self, job_id: str) -> tuple[str, int, int]:
         """(owner, epoch, last_event_id) of the job, as PostgreSQL has them."""
         found = sql(self.database_url, "SELECT owner, epoch, last_event_id FROM jobs WHERE id = $1", job_id)[
@@ -91,7 +99,9 @@ def one_try(cluster: Cluster, index: int, simulator_url: str, lease: float) -> d
     live = cluster.live()
     job_id = cluster.create(live[index % len(live)])
     wait_until(lambda: cluster.status(job_id) == "processing", timeout=60)
-    time.sleep(0.5)  # a little way into the job, as a real crash would be
+    # Mid-progress, as a real crash would be: the driver has recorded a Processing event, and some more time.
+    wait_until(lambda: cluster.last_event(job_id).get("status") == "Processing", timeout=60)
+    time.sleep(1.0)
     owner, epoch, _ = cluster.row(job_id)
     victim = cluster.replicas[owner]
     victim.kill()
