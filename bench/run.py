@@ -452,7 +452,11 @@ def side_by_side(results: dict[str, Any]) -> list[str]:
         ("first event p50 / p99 ms, c=1", "{p50_ms:.2f} / {p99_ms:.2f}", lambda v: ttfe.get(f"{v}_c1")),
         ("first event p50 / p99 ms, c=50", "{p50_ms:.2f} / {p99_ms:.2f}", lambda v: ttfe.get(f"{v}_c50")),
         (f"{n} held streams: wall s", "{wall_s:.1f}", lambda v: hold.get(v)),
-        (f"{n} held streams: all delivered", "{all_delivered}", lambda v: hold.get(v)),
+        (
+            f"{n} held streams: all delivered (streams completed)",
+            "{all_delivered} ({completed}/{n})",
+            lambda v: hold.get(v),
+        ),
         (f"{n} held streams: lag p50 / p99 ms", "{lag_p50_ms:.1f} / {lag_p99_ms:.1f}", lambda v: hold.get(v)),
         (f"{n} held streams: RSS KiB/stream (summed)", "{rss_per_stream_kib:.1f}", lambda v: hold.get(v)),
         (f"{n} held streams: server CPU s (summed)", "{server_cpu_s:.1f}", lambda v: hold.get(v)),
