@@ -1,6 +1,7 @@
 """A lean load generator (raw asyncio sockets speaking HTTP/1.1), run as its own process.
 
     python -m bench.loadgen MODE --host 127.0.0.1 --port 8000 --path /api/generate --key gw_… [options]
+    python -m bench.loadgen MODE --ports 8001,8002,8003 …   # several replicas, round-robin per connection
 
 Modes: `streams` (hold N event streams to the end), `ttfe` (time to the first event), `create`
 (requests per second on a JSON endpoint, keep-alive). Prints one JSON object, including the
@@ -28,9 +29,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def request_bytes(args: argparse.Namespace, body: bytes) -> bytes:
+def port_for(args: argparse.Namespace, index: int) -> int:
+    """The port connection `index` goes to: round-robin over `--ports` (one port: always that one)."""
+    ports: list[int] = args.ports
+    return ports[index % len(ports)]
+
+
+def request_bytes(args: argparse.Namespace, body: bytes, port: int) -> bytes:
     head = (
-        f"POST {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+        f"POST {args.path} HTTP/1.1\r\nHost: {args.host}:{port}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     )
     if args.key:
@@ -43,9 +50,10 @@ def body_for(args: argparse.Namespace, index: int) -> bytes:
 
 
 async def one_stream(args: argparse.Namespace, index: int, lags: list[float], stats: dict[str, int]) -> None:
-    reader, writer = await asyncio.open_connection(args.host, args.port)
+    port = port_for(args, index)
+    reader, writer = await asyncio.open_connection(args.host, port)
     try:
-        writer.write(request_bytes(args, body_for(args, index)))
+        writer.write(request_bytes(args, body_for(args, index), port))
         await writer.drain()
         status = await reader.readline()
         if b" 200 " not in status:
@@ -72,9 +80,10 @@ async def one_stream(args: argparse.Namespace, index: int, lags: list[float], st
 
 async def first_event(args: argparse.Namespace, index: int) -> float | None:
     started = time.perf_counter()
-    reader, writer = await asyncio.open_connection(args.host, args.port)
+    port = port_for(args, index)
+    reader, writer = await asyncio.open_connection(args.host, port)
     try:
-        writer.write(request_bytes(args, body_for(args, index)))
+        writer.write(request_bytes(args, body_for(args, index), port))
         await writer.drain()
         while True:
             line = await reader.readline()
@@ -87,13 +96,14 @@ async def first_event(args: argparse.Namespace, index: int) -> float | None:
 
 
 async def create_loop(
-    args: argparse.Namespace, count: int, latencies: list[float], errors: list[int]
+    args: argparse.Namespace, client: int, count: int, latencies: list[float], errors: list[int]
 ) -> None:
-    reader, writer = await asyncio.open_connection(args.host, args.port)
+    port = port_for(args, client)  # one keep-alive connection per client, clients spread over the ports
+    reader, writer = await asyncio.open_connection(args.host, port)
     try:
         for index in range(count):
             started = time.perf_counter()
-            writer.write(request_bytes(args, body_for(args, index)))
+            writer.write(request_bytes(args, body_for(args, index), port))
             await writer.drain()
             status = await reader.readline()
             length = 0
@@ -110,7 +120,12 @@ async def create_loop(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    result: dict[str, Any] = {"mode": args.mode, "n": args.n, "concurrency": args.concurrency}
+    result: dict[str, Any] = {
+        "mode": args.mode,
+        "n": args.n,
+        "concurrency": args.concurrency,
+        "ports": len(args.ports),
+    }
     if args.mode == "streams":
         lags: list[float] = []
         stats = {"events": 0, "completed": 0, "refused": 0, "cut": 0}
@@ -148,7 +163,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         latencies = []
         errors: list[int] = []
         per = max(1, args.n // args.concurrency)
-        await asyncio.gather(*(create_loop(args, per, latencies, errors) for _ in range(args.concurrency)))
+        await asyncio.gather(
+            *(create_loop(args, client, per, latencies, errors) for client in range(args.concurrency))
+        )
         result.update(
             ok=len(latencies) - len(errors),
             errors=len(errors),
@@ -167,7 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["streams", "ttfe", "create"])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--port", type=int)
+    target.add_argument("--ports", help="comma-separated ports, connections spread round-robin over them")
     parser.add_argument("--path", default="/api/generate")
     parser.add_argument("--key", default="")
     parser.add_argument("--model", default="suno")
@@ -179,6 +198,7 @@ def main() -> None:
         "--deadline", type=float, default=150.0, help="seconds before open streams are dropped"
     )
     args = parser.parse_args()
+    args.ports = [int(p) for p in args.ports.split(",")] if args.ports else [args.port]
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(json.dumps(asyncio.run(run(args))))

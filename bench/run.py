@@ -1,8 +1,13 @@
 """Run every benchmark on loopback, the gateway beside the bare sse-starlette app, and write the results.
 
-    .venv/bin/python -m bench.run [--quick]
+    .venv/bin/python -m bench.run [--quick] [--only bare,sqlite,postgres,replicas]
 
-Writes `bench/results/latest.json` and `bench/results/latest.md`. Bounded: well under 10 minutes.
+Variants: `bare` (the bare sse-starlette app), `sqlite` (one gateway on SQLite: every benchmark),
+`postgres` (one gateway on a fresh PostgreSQL database) and `replicas` (three gateways on one fresh
+PostgreSQL database and Redis, the load spread round-robin over them); the last two run create req/s,
+first-event latency and 1 000 held streams. Writes `bench/results/latest.json` and
+`bench/results/latest.md`. Bounded: about 5 minutes on 2 cores (a held stream that never ends costs
+the load generator's 150 s deadline).
 """
 
 from __future__ import annotations
@@ -15,26 +20,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.cluster import clean_env, free_port, postgres_database, redis_prefix, shared_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 TICKS, INTERVAL = 10, 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Proc:
@@ -73,7 +72,7 @@ class Proc:
 
 
 def gateway_env(data_dir: Path, *, max_jobs: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env = clean_env()
     env.update(
         {
             "GATEWAY_DATA_DIR": str(data_dir),
@@ -119,7 +118,7 @@ def upstream(*args: str) -> dict[str, Any]:
 def relay(gateway: Proc, simulator_url: str, key: str) -> dict[str, Any]:
     """The same luma jobs followed through the gateway's SSE and by polling the simulator directly."""
     direct = upstream("direct", simulator_url, str(RELAY_JOBS), str(SIM_POLL))
-    through = measure(gateway, "streams", "/api/generate", key, "luma", n=RELAY_JOBS, interval=SIM_POLL)
+    through = measure([gateway], "streams", "/api/generate", key, "luma", n=RELAY_JOBS, interval=SIM_POLL)
     through["jobs_per_s"] = through["completed"] / through["wall_s"]
     direct["jobs_per_s"] = RELAY_JOBS / direct["wall_s"]
     through["events_per_s"] = through["events"] / through["wall_s"]
@@ -165,18 +164,38 @@ def loadgen(*args: str) -> dict[str, Any]:
     return result
 
 
+Servers = list[Proc]  # one server, or the replicas of one cluster (measured summed over them)
+VARIANTS = ("bare", "sqlite", "postgres", "replicas")
+LABELS = {
+    "bare": "bare app",
+    "gateway": "gateway (SQLite)",
+    "postgres": "PostgreSQL, 1 replica",
+    "replicas": "3 replicas, PostgreSQL + Redis",
+}
+SHARED_CORES_NOTE = (
+    "The three replicas, PostgreSQL, Redis and the load generator all share the same {cores}: "
+    "the 3-replica rows measure coordination cost on one box, not scale-out."
+)
+
+
 @contextmanager
-def watching(server: Proc) -> Iterator[dict[str, Any]]:
-    """Server CPU seconds and peak RSS over the block (sampled by a thread)."""
+def watching(servers: Servers) -> Iterator[dict[str, Any]]:
+    """Server CPU seconds and peak RSS over the block, both summed over `servers` (sampled by a thread)."""
     import threading
 
-    sample: dict[str, Any] = {"rss_before": server.rss_bytes(), "rss_peak": 0}
-    cpu_before = server.cpu_seconds()
+    def rss() -> int:
+        return sum(server.rss_bytes() for server in servers)
+
+    def cpu() -> float:
+        return sum(server.cpu_seconds() for server in servers)
+
+    sample: dict[str, Any] = {"rss_before": rss(), "rss_peak": 0}
+    cpu_before = cpu()
     stop = threading.Event()
 
     def sampler() -> None:
         while not stop.wait(0.2):
-            sample["rss_peak"] = max(sample["rss_peak"], server.rss_bytes())
+            sample["rss_peak"] = max(sample["rss_peak"], rss())
 
     thread = threading.Thread(target=sampler, daemon=True)
     thread.start()
@@ -185,77 +204,101 @@ def watching(server: Proc) -> Iterator[dict[str, Any]]:
     finally:
         stop.set()
         thread.join()
-        sample["server_cpu_s"] = server.cpu_seconds() - cpu_before
+        sample["server_cpu_s"] = cpu() - cpu_before
 
 
-def drain(server: Proc, timeout: float = 120) -> None:
-    """Wait until the gateway has no job running, so one benchmark's jobs never load the next."""
+def drain(servers: Servers, timeout: float = 120) -> None:
+    """Wait until no gateway has a job running, so one benchmark's jobs never load the next."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            ready = httpx.get(f"http://127.0.0.1:{server.port}/readyz", timeout=5).json()
-        except (httpx.HTTPError, ValueError):
-            return  # the bare app has no jobs
-        if ready.get("running_jobs", 0) == 0:
-            return
-        time.sleep(0.2)
+    for server in servers:
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{server.port}/readyz", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
+                break  # the bare app has no jobs
+            if ready.get("running_jobs", 0) == 0:
+                break
+            time.sleep(0.2)
 
 
-def measure(server: Proc, mode: str, path: str, key: str, model: str, **options: object) -> dict[str, Any]:
-    """One load-generator run against `server`, with the server's CPU and memory over it; then drain."""
+def measure(
+    servers: Servers, mode: str, path: str, key: str, model: str, **options: object
+) -> dict[str, Any]:
+    """One load-generator run against `servers` (round-robin when several), with their CPU and memory
+    over it; then drain."""
     flags = [f"--{name}={value}" for name, value in options.items()]
-    with watching(server) as sample:
-        result = loadgen(
-            mode, f"--port={server.port}", f"--path={path}", f"--key={key}", f"--model={model}", *flags
-        )
+    if len(servers) == 1:
+        target = f"--port={servers[0].port}"
+    else:
+        target = "--ports=" + ",".join(str(server.port) for server in servers)
+    with watching(servers) as sample:
+        result = loadgen(mode, target, f"--path={path}", f"--key={key}", f"--model={model}", *flags)
     result.update(sample)
-    drain(server)
+    drain(servers)
     return result
 
 
-def held_streams(gateway: Proc, bare: Proc, key: str, n: int) -> dict[str, Any]:
+@dataclass
+class Target:
+    """What one variant is measured on: its servers, the key to use (none for the bare app), its paths."""
+
+    servers: Servers
+    key: str = ""
+
+    @property
+    def bare(self) -> bool:
+        return not self.key
+
+    def path(self, benchmark: str) -> str:
+        if self.bare:
+            return {
+                "streams": f"/generate?n={TICKS}&interval={INTERVAL}",
+                "ttfe": "/generate?n=0&interval=0",
+                "create": "/create",
+            }[benchmark]
+        return "/api/generations" if benchmark == "create" else "/api/generate"
+
+
+def held_streams(targets: dict[str, Target], n: int) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    for name, server, path, auth, model in (
-        ("bare", bare, f"/generate?n={TICKS}&interval={INTERVAL}", "", "tick"),
-        ("gateway", gateway, "/api/generate", key, "tick"),
-    ):
-        result = measure(server, "streams", path, auth, model, n=n, interval=INTERVAL)
+    for name, target in targets.items():
+        result = measure(
+            target.servers, "streams", target.path("streams"), target.key, "tick", n=n, interval=INTERVAL
+        )
         result["rss_per_stream_kib"] = (result["rss_peak"] - result["rss_before"]) / max(1, n) / 1024
         result["all_delivered"] = result["completed"] == n and result["events"] == n * (TICKS + 2)
         rows[name] = result
-    rows["ratios"] = {
-        "wall": rows["gateway"]["wall_s"] / rows["bare"]["wall_s"],
-        "rss_per_stream": rows["gateway"]["rss_per_stream_kib"]
-        / max(0.01, rows["bare"]["rss_per_stream_kib"]),
-    }
     return rows
 
 
-def first_event(gateway: Proc, bare: Proc, key: str, requests: int) -> dict[str, Any]:
+def first_event(targets: dict[str, Target], requests: int) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for concurrency in (1, 50):
-        for name, server, path, auth in (
-            ("bare", bare, "/generate?n=0&interval=0", ""),
-            ("gateway", gateway, "/api/generate", key),
-        ):
+        for name, target in targets.items():
             rows[f"{name}_c{concurrency}"] = measure(
-                server, "ttfe", path, auth, "instant", n=requests, concurrency=concurrency
+                target.servers,
+                "ttfe",
+                target.path("ttfe"),
+                target.key,
+                "instant",
+                n=requests,
+                concurrency=concurrency,
             )
-    rows["ratios"] = {
-        "p99_c1_delta_ms": rows["gateway_c1"]["p99_ms"] - rows["bare_c1"]["p99_ms"],
-        "p99_c50": rows["gateway_c50"]["p99_ms"] / rows["bare_c50"]["p99_ms"],
-    }
     return rows
 
 
-def create_throughput(gateway: Proc, bare: Proc, key: str, requests: int) -> dict[str, Any]:
+def create_throughput(targets: dict[str, Target], requests: int) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    for name, server, path, auth in (
-        ("bare", bare, "/create", ""),
-        ("gateway", gateway, "/api/generations", key),
-    ):
-        rows[name] = measure(server, "create", path, auth, "instant", n=requests, concurrency=100)
-    rows["ratios"] = {"rps": rows["gateway"]["rps"] / rows["bare"]["rps"]}
+    for name, target in targets.items():
+        rows[name] = measure(
+            target.servers,
+            "create",
+            target.path("create"),
+            target.key,
+            "instant",
+            n=requests,
+            concurrency=100,
+        )
     return rows
 
 
@@ -279,10 +322,50 @@ def ledger_proof(gateway: Proc, key: str) -> dict[str, Any]:
     }
 
 
+def add_ratios(results: dict[str, Any]) -> None:
+    """Each gateway variant against the bare app, where both ran."""
+    for rows in results.get("held_streams", {}).values():
+        if bare := rows.get("bare"):
+            rows["ratios"] = {
+                name: {
+                    "wall": row["wall_s"] / bare["wall_s"],
+                    "rss_per_stream": row["rss_per_stream_kib"] / max(0.01, bare["rss_per_stream_kib"]),
+                }
+                for name, row in rows.items()
+                if name in LABELS and name != "bare"
+            }
+    ttfe = results.get("first_event", {})
+    if "bare_c1" in ttfe and "bare_c50" in ttfe:
+        ttfe["ratios"] = {
+            name: {
+                "p99_c1_delta_ms": ttfe[f"{name}_c1"]["p99_ms"] - ttfe["bare_c1"]["p99_ms"],
+                "p99_c50": ttfe[f"{name}_c50"]["p99_ms"] / ttfe["bare_c50"]["p99_ms"],
+            }
+            for name in LABELS
+            if name != "bare" and f"{name}_c1" in ttfe
+        }
+    create = results.get("create", {})
+    if bare := create.get("bare"):
+        create["ratios"] = {
+            name: {"rps": row["rps"] / bare["rps"]}
+            for name, row in create.items()
+            if name in LABELS and name != "bare"
+        }
+
+
+def _fmt(row: dict[str, Any] | None, template: str) -> str:
+    return template.format(**row) if row else ""
+
+
+def _suffix(name: str) -> str:
+    return "" if name == "gateway" else f" — {LABELS[name]}"
+
+
 def markdown(results: dict[str, Any]) -> str:
-    hold = results["held_streams"]
-    ttfe = results["first_event"]
-    create = results["create"]
+    """The results table (gateway rows against the bare app), then the stores side by side."""
+    hold = results.get("held_streams", {})
+    ttfe = results.get("first_event", {})
+    create = results.get("create", {})
     lines = [
         f"# Benchmark results ({results['when']}, {results['machine']})",
         "",
@@ -290,115 +373,270 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for n, rows in hold.items():
-        b, g = rows["bare"], rows["gateway"]
-        lines += [
-            f"| {n} held streams: wall s | {b['wall_s']:.1f} | {g['wall_s']:.1f} | {rows['ratios']['wall']:.2f}× | ≤ 1.2× |",
-            f"| {n} held streams: RSS KiB/stream | {b['rss_per_stream_kib']:.1f} | {g['rss_per_stream_kib']:.1f} | "
-            f"{rows['ratios']['rss_per_stream']:.2f}× | ≤ 2× |",
-            f"| {n} held streams: all delivered | {b['all_delivered']} | {g['all_delivered']} | | every event |",
-            f"| {n} held streams: lag p50/p99 ms | {b['lag_p50_ms']:.1f} / {b['lag_p99_ms']:.1f} | "
-            f"{g['lag_p50_ms']:.1f} / {g['lag_p99_ms']:.1f} | | |",
-            f"| {n} held streams: server CPU s (client CPU s) | {b['server_cpu_s']:.1f} ({b['client_cpu_s']:.1f}) | "
-            f"{g['server_cpu_s']:.1f} ({g['client_cpu_s']:.1f}) | | |",
-        ]
-    lines += [
-        f"| first event p50/p99 ms, c=1 | {ttfe['bare_c1']['p50_ms']:.2f} / {ttfe['bare_c1']['p99_ms']:.2f} | "
-        f"{ttfe['gateway_c1']['p50_ms']:.2f} / {ttfe['gateway_c1']['p99_ms']:.2f} | "
-        f"+{ttfe['ratios']['p99_c1_delta_ms']:.2f} ms | ≤ +5 ms |",
-        f"| first event p50/p99 ms, c=50 | {ttfe['bare_c50']['p50_ms']:.2f} / {ttfe['bare_c50']['p99_ms']:.2f} | "
-        f"{ttfe['gateway_c50']['p50_ms']:.2f} / {ttfe['gateway_c50']['p99_ms']:.2f} | "
-        f"{ttfe['ratios']['p99_c50']:.2f}× | ≤ 1.5× |",
-        f"| first event req/s, c=50 | {ttfe['bare_c50']['rps']:.0f} | {ttfe['gateway_c50']['rps']:.0f} | | |",
-        f"| create req/s, 100 clients | {create['bare']['rps']:.0f} | {create['gateway']['rps']:.0f} | "
-        f"{create['ratios']['rps']:.2f}× | ≥ 0.5× |",
-    ]
-    ledger = results["ledger"]
-    lines += [
-        f"| ledger under contention: debits/s (100 clients, one key) | | {ledger['debits_per_s']:.0f} | | |",
-        f"| no overspend: balance {ledger['balance']}, ledger sum {ledger['ledger_sum']} | | "
-        f"{ledger['no_overspend']} | | always |",
-    ]
-    r = results["relay"]
-    lines.append(
-        f"| relay: {RELAY_JOBS} luma jobs, jobs/s (events/s) | direct poll {r['direct']['jobs_per_s']:.1f} "
-        f"({r['direct']['changes_per_s']:.0f}) | {r['gateway']['jobs_per_s']:.1f} ({r['gateway']['events_per_s']:.0f}) "
-        f"| {r['ratios']['jobs_per_s']:.2f}× | ≥ 0.8× |"
-    )
-    t = results["throughput"]
-    lines.append(
-        f"| job throughput: {t['jobs']} suno jobs, simulator ×{SIM_SPEED:g}, completed/min | | "
-        f"{t['jobs_per_minute']:.0f} ({t['completed']} done, {t['failed']} failed) | | |"
-    )
+        b = rows.get("bare")
+        for name in (v for v in ("gateway", "postgres", "replicas") if v in rows):
+            g, ratio, tag = rows[name], rows.get("ratios", {}).get(name), _suffix(name)
+            wall = f"{ratio['wall']:.2f}×" if ratio else ""
+            rss = f"{ratio['rss_per_stream']:.2f}×" if ratio else ""
+            lines += [
+                f"| {n} held streams: wall s{tag} | {_fmt(b, '{wall_s:.1f}')} | {g['wall_s']:.1f} | {wall} | ≤ 1.2× |",
+                f"| {n} held streams: RSS KiB/stream{tag} | {_fmt(b, '{rss_per_stream_kib:.1f}')} | "
+                f"{g['rss_per_stream_kib']:.1f} | {rss} | ≤ 2× |",
+                f"| {n} held streams: all delivered{tag} | {_fmt(b, '{all_delivered}')} | {g['all_delivered']} "
+                "| | every event |",
+                f"| {n} held streams: lag p50/p99 ms{tag} | {_fmt(b, '{lag_p50_ms:.1f} / {lag_p99_ms:.1f}')} | "
+                f"{g['lag_p50_ms']:.1f} / {g['lag_p99_ms']:.1f} | | |",
+                f"| {n} held streams: server CPU s (client CPU s){tag} | "
+                f"{_fmt(b, '{server_cpu_s:.1f} ({client_cpu_s:.1f})')} | "
+                f"{g['server_cpu_s']:.1f} ({g['client_cpu_s']:.1f}) | | |",
+            ]
+    for concurrency, target, key in ((1, "≤ +5 ms", "p99_c1_delta_ms"), (50, "≤ 1.5×", "p99_c50")):
+        b = ttfe.get(f"bare_c{concurrency}")
+        for name in (v for v in ("gateway", "postgres", "replicas") if f"{v}_c{concurrency}" in ttfe):
+            g, ratio = ttfe[f"{name}_c{concurrency}"], ttfe.get("ratios", {}).get(name)
+            shown = "" if not ratio else f"+{ratio[key]:.2f} ms" if concurrency == 1 else f"{ratio[key]:.2f}×"
+            lines.append(
+                f"| first event p50/p99 ms, c={concurrency}{_suffix(name)} | "
+                f"{_fmt(b, '{p50_ms:.2f} / {p99_ms:.2f}')} | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} | "
+                f"{shown} | {target} |"
+            )
+        if concurrency == 50:
+            for name in (v for v in ("gateway", "postgres", "replicas") if f"{v}_c50" in ttfe):
+                lines.append(
+                    f"| first event req/s, c=50{_suffix(name)} | {_fmt(b, '{rps:.0f}')} | "
+                    f"{ttfe[f'{name}_c50']['rps']:.0f} | | |"
+                )
+    for name in (v for v in ("gateway", "postgres", "replicas") if v in create):
+        ratio = create.get("ratios", {}).get(name)
+        lines.append(
+            f"| create req/s, 100 clients{_suffix(name)} | {_fmt(create.get('bare'), '{rps:.0f}')} | "
+            f"{create[name]['rps']:.0f} | {_fmt(ratio, '{rps:.2f}×')} | ≥ 0.5× |"
+        )
+    for name, ledger in (
+        ("gateway", results.get("ledger")),
+        ("postgres", results.get("ledger_postgres")),
+        ("replicas", results.get("ledger_replicas")),
+    ):
+        if ledger:
+            lines += [
+                f"| ledger under contention: debits/s (100 clients, one key){_suffix(name)} | | "
+                f"{ledger['debits_per_s']:.0f} | | |",
+                f"| no overspend: balance {ledger['balance']}, ledger sum {ledger['ledger_sum']}{_suffix(name)} | | "
+                f"{ledger['no_overspend']} | | always |",
+            ]
+    if r := results.get("relay"):
+        lines.append(
+            f"| relay: {RELAY_JOBS} luma jobs, jobs/s (events/s) | direct poll {r['direct']['jobs_per_s']:.1f} "
+            f"({r['direct']['changes_per_s']:.0f}) | {r['gateway']['jobs_per_s']:.1f} "
+            f"({r['gateway']['events_per_s']:.0f}) | {r['ratios']['jobs_per_s']:.2f}× | ≥ 0.8× |"
+        )
+    if t := results.get("throughput"):
+        lines.append(
+            f"| job throughput: {t['jobs']} suno jobs, simulator ×{SIM_SPEED:g}, completed/min | | "
+            f"{t['jobs_per_minute']:.0f} ({t['completed']} done, {t['failed']} failed) | | |"
+        )
+    lines += ["", *side_by_side(results)]
     return "\n".join(lines) + "\n"
+
+
+def side_by_side(results: dict[str, Any]) -> list[str]:
+    """The rows measured on every store, one column per variant."""
+    names = [n for n in ("bare", "gateway", "postgres", "replicas") if n in results.get("variants", ())]
+    if not any(n in ("postgres", "replicas") for n in names):
+        return []
+    hold = results.get("held_streams", {}).get(str(results["held_n"]), {})
+    ttfe = results.get("first_event", {})
+    create = results.get("create", {})
+    n = results["held_n"]
+    rows: list[tuple[str, str, Any]] = [
+        ("create req/s, 100 clients", "{rps:.0f}", lambda v: create.get(v)),
+        ("first event p50 / p99 ms, c=1", "{p50_ms:.2f} / {p99_ms:.2f}", lambda v: ttfe.get(f"{v}_c1")),
+        ("first event p50 / p99 ms, c=50", "{p50_ms:.2f} / {p99_ms:.2f}", lambda v: ttfe.get(f"{v}_c50")),
+        (f"{n} held streams: wall s", "{wall_s:.1f}", lambda v: hold.get(v)),
+        (
+            f"{n} held streams: all delivered (streams completed)",
+            "{all_delivered} ({completed}/{n})",
+            lambda v: hold.get(v),
+        ),
+        (f"{n} held streams: lag p50 / p99 ms", "{lag_p50_ms:.1f} / {lag_p99_ms:.1f}", lambda v: hold.get(v)),
+        (f"{n} held streams: RSS KiB/stream (summed)", "{rss_per_stream_kib:.1f}", lambda v: hold.get(v)),
+        (f"{n} held streams: server CPU s (summed)", "{server_cpu_s:.1f}", lambda v: hold.get(v)),
+    ]
+    lines = [
+        "## The stores side by side",
+        "",
+        "| benchmark | " + " | ".join(LABELS[v] for v in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for label, template, pick in rows:
+        lines.append(f"| {label} | " + " | ".join(_fmt(pick(v), template) for v in names) + " |")
+    if "replicas" in names:
+        lines += ["", SHARED_CORES_NOTE.format(cores=results["machine"])]
+    return lines
+
+
+def gateway_proc(env: dict[str, str]) -> Proc:
+    port = free_port()
+    return Proc([PY, "-m", "gateway.cli", "serve", "--port", str(port), "--log-level", "warning"], env, port)
+
+
+def store_benchmarks(results: dict[str, Any], targets: dict[str, Target], held_n: int, requests: int) -> None:
+    """Create req/s, first-event latency and held streams on `targets`, merged into `results`."""
+    results.setdefault("held_streams", {}).setdefault(str(held_n), {})
+    held = held_streams(targets, held_n)
+    merge(results["held_streams"][str(held_n)], held)
+    merge(results.setdefault("first_event", {}), first_event(targets, requests))
+    merge(results.setdefault("create", {}), create_throughput(targets, requests * 10))
+
+
+def merge(into: dict[str, Any], rows: dict[str, Any]) -> None:
+    into.update(rows)
+
+
+def cluster_benchmarks(
+    results: dict[str, Any],
+    base_env: dict[str, str],
+    replicas: int,
+    bare: Target | None,
+    held_n: int,
+    requests: int,
+) -> None:
+    """One fresh PostgreSQL database (and Redis prefix, for several replicas): `replicas` gateways on it,
+    measured against the bare app when it runs. The database and Redis keys are dropped after."""
+    name = "postgres" if replicas == 1 else "replicas"
+    with ExitStack() as stack:
+        database_url = stack.enter_context(postgres_database())
+        env = dict(base_env, **shared_env(database_url, "", admin_token=os.urandom(16).hex()))
+        if replicas == 1:
+            for setting in ("GATEWAY_REDIS_URL", "GATEWAY_REDIS_PREFIX"):
+                env.pop(setting)
+        else:
+            env["GATEWAY_REDIS_PREFIX"] = stack.enter_context(redis_prefix())
+        key = create_key(env, tokens=10_000_000)  # migrates the fresh database first
+        servers: Servers = []
+        try:
+            for index in range(replicas):
+                data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-{index}-"))
+                replica_env = dict(env, GATEWAY_INSTANCE_ID=f"bench-{index}", GATEWAY_DATA_DIR=str(data_dir))
+                servers.append(gateway_proc(replica_env))
+            targets = {name: Target(servers, key)}
+            if bare is not None and "bare" not in results.get(
+                "create", {}
+            ):  # measured once, in the first phase
+                targets = {"bare": bare, **targets}
+            store_benchmarks(results, targets, held_n, requests)
+            ledger = ledger_proof(servers[0], key)
+            ledger["debits_per_s"] = results["create"][name]["rps"]
+            results[f"ledger_{name}"] = ledger
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller loads (a smoke run)")
+    parser.add_argument(
+        "--only",
+        default=",".join(VARIANTS),
+        help=f"comma-separated variants to run, of {','.join(VARIANTS)} (default: all)",
+    )
     args = parser.parse_args()
+    variants = [v.strip() for v in args.only.split(",") if v.strip()]
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        parser.error(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
     sizes = [100] if args.quick else [1000, 5000]
     requests = 100 if args.quick else 200
     data_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    bare_port, gateway_port, simulator_port = free_port(), free_port(), free_port()
+    simulator_port = free_port()
     simulator_url = f"http://127.0.0.1:{simulator_port}"
     env = simulator_env(gateway_env(data_dir, max_jobs=max(sizes) * 2), simulator_url)
-    key = create_key(env, tokens=10_000_000)
-    simulator = Proc(
-        [PY, "-m", "providers.simulator", "--port", str(simulator_port), "--speed", str(SIM_SPEED)],
-        env,
-        simulator_port,
-    )
-    bare = Proc(
-        [
-            PY,
-            "-m",
-            "uvicorn",
-            "bench.bare_app:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--backlog",
-            "4096",
-        ],
-        env,
-        bare_port,
-    )
-    gateway = Proc(
-        [PY, "-m", "gateway.cli", "serve", "--port", str(gateway_port), "--log-level", "warning"],
-        env,
-        gateway_port,
-    )
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{os.cpu_count()} cores",
         "ticks": TICKS,
         "interval_s": INTERVAL,
+        "variants": [{"sqlite": "gateway"}.get(v, v) for v in variants],
+        "held_n": sizes[0],
     }
+    if "replicas" in variants:
+        results["note"] = SHARED_CORES_NOTE.format(cores=results["machine"])
+        print(results["note"], file=sys.stderr)
+    with ExitStack() as stack:
+        simulator = Proc(
+            [PY, "-m", "providers.simulator", "--port", str(simulator_port), "--speed", str(SIM_SPEED)],
+            env,
+            simulator_port,
+        )
+        stack.callback(simulator.stop)
+        bare: Target | None = None
+        if "bare" in variants:
+            bare_port = free_port()
+            bare_proc = Proc(
+                [
+                    PY,
+                    "-m",
+                    "uvicorn",
+                    "bench.bare_app:app",
+                    "--port",
+                    str(bare_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                    "--backlog",
+                    "4096",
+                ],
+                env,
+                bare_port,
+            )
+            stack.callback(bare_proc.stop)
+            bare = Target([bare_proc])
+        if "sqlite" in variants:
+            sqlite_benchmarks(results, env, bare, simulator_url, sizes, requests)
+        elif bare is not None and not {"postgres", "replicas"} & set(variants):
+            store_benchmarks(results, {"bare": bare}, sizes[0], requests)
+        if "postgres" in variants:
+            cluster_benchmarks(results, env, 1, bare, sizes[0], requests)
+        if "replicas" in variants:
+            cluster_benchmarks(results, env, 3, bare, sizes[0], requests)
+    add_ratios(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "latest.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def sqlite_benchmarks(
+    results: dict[str, Any],
+    env: dict[str, str],
+    bare: Target | None,
+    simulator_url: str,
+    sizes: list[int],
+    requests: int,
+) -> None:
+    """Every benchmark on one gateway on SQLite (the bare app beside it when it runs)."""
+    key = create_key(env, tokens=10_000_000)
+    gateway = gateway_proc(env)
+    targets = {"gateway": Target([gateway], key)}
+    if bare is not None:
+        targets = {"bare": bare, **targets}
     try:
-        results["held_streams"] = {str(n): held_streams(gateway, bare, key, n) for n in sizes}
-        results["first_event"] = first_event(gateway, bare, key, requests)
-        results["create"] = create_throughput(gateway, bare, key, requests * 10)
+        results["held_streams"] = {str(n): held_streams(targets, n) for n in sizes}
+        results["first_event"] = first_event(targets, requests)
+        results["create"] = create_throughput(targets, requests * 10)
         ledger = ledger_proof(gateway, key)
         ledger["debits_per_s"] = results["create"]["gateway"]["rps"]
         results["ledger"] = ledger
         results["relay"] = relay(gateway, simulator_url, key)
         results["throughput"] = upstream(  # a fresh key: its completed jobs are exactly these
             "throughput",
-            f"http://127.0.0.1:{gateway_port}",
+            f"http://127.0.0.1:{gateway.port}",
             create_key(env, 100_000),
             str(THROUGHPUT_JOBS),
             "suno",
         )
     finally:
         gateway.stop()
-        bare.stop()
-        simulator.stop()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "latest.md").write_text(markdown(results))
-    print(markdown(results))
 
 
 if __name__ == "__main__":
