@@ -180,7 +180,9 @@ class Runner:
             with scope:
                 await self._run(job)
         except NotChanged:
-            log.info("job %s: finished elsewhere or taken over; no longer driven here", job.id)
+            log.info(
+                "job %s: no longer driven on %s (finished elsewhere or taken over)", job.id, self.instance_id
+            )
         except DriverStopped as exc:
             # The store failed under the driver: the job is left to lapse, and a replica (this one,
             # after its lease runs out) takes it up again by its upstream id.
