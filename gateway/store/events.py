@@ -16,10 +16,15 @@ async def append(tx: Tx, job_id: str, data: dict[str, Any]) -> Event:
         (job_id,),
     )
     assert row is not None, f"no job {job_id}"
-    event = Event(job_id, int(row[0]), data)
+    return await store(tx, job_id, int(row[0]), data)
+
+
+async def store(tx: Tx, job_id: str, seq: int, data: dict[str, Any]) -> Event:
+    """Store an event already numbered (`jobs.last_event_id` raised to `seq` in the same transaction)."""
+    event = Event(job_id, seq, data)
     await tx.execute(
         "INSERT INTO job_events (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
-        (job_id, event.seq, event.json(), iso(now())),
+        (job_id, seq, event.json(), iso(now())),
     )
     return event
 

@@ -260,9 +260,18 @@ async def record(
     where, guard = _guard(job_id, lease)
 
     async def work(tx: Tx) -> Event | None:
-        if await tx.execute(f"UPDATE jobs SET {sets} WHERE {where}", (*values, *guard)) == 0:
+        if event is None:
+            if await tx.execute(f"UPDATE jobs SET {sets} WHERE {where}", (*values, *guard)) == 0:
+                raise NotChanged(job_id)
+            return None
+        # The change and the event's number in one statement: this runs once per progress event.
+        row = await tx.one(
+            f"UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where} RETURNING last_event_id",
+            (*values, *guard),
+        )
+        if row is None:
             raise NotChanged(job_id)
-        return await events.append(tx, job_id, event) if event is not None else None
+        return await events.store(tx, job_id, int(row[0]), event)
 
     return await db.write(work)
 

@@ -67,6 +67,29 @@ def _run_whole(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a store write awaited something other than its transaction")
 
 
+def _run_unguarded(conn: sqlite3.Connection, batch: list[_Pending]) -> Exception | None:
+    """Every write of the batch in one transaction, no savepoints (the common case: none fails);
+    the first error, if one does."""
+    for item in batch:
+        try:
+            item.result = _run_whole(item.work(SqliteTx(conn)))
+        except Exception as exc:
+            return exc
+    return None
+
+
+def _run_guarded(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    for item in batch:
+        item.result = None
+        conn.execute("SAVEPOINT work")
+        try:
+            item.result = _run_whole(item.work(SqliteTx(conn)))
+        except Exception as exc:
+            conn.execute("ROLLBACK TO work")
+            item.error = exc
+        conn.execute("RELEASE work")
+
+
 class SqliteDatabase:
     """Writes run as whole transactions in one worker-thread call; reads go through aiosqlite (WAL).
 
@@ -116,8 +139,9 @@ class SqliteDatabase:
     async def write(self, work: Work[T]) -> T:
         """Run `work` atomically and durably, as if in a transaction of its own.
 
-        Writes that arrive while one is running are committed together (group commit): each runs
-        under its own SAVEPOINT, so one that raises is rolled back alone and its caller gets the error.
+        Writes that arrive while one is running are committed together (group commit). Should one of
+        them raise, the batch runs again with each write under its own SAVEPOINT, so that one is
+        rolled back alone and its caller gets the error.
         """
         if self._next_done is None:
             self._next_done = anyio.Event()
@@ -149,14 +173,16 @@ class SqliteDatabase:
         assert conn is not None, "database is not open"
         try:
             conn.execute("BEGIN IMMEDIATE")  # may fail (locked past busy_timeout, disk): each caller hears it
-            for item in batch:
-                conn.execute("SAVEPOINT work")
-                try:
-                    item.result = _run_whole(item.work(SqliteTx(conn)))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO work")
-                    item.error = exc
-                conn.execute("RELEASE work")
+            failed = _run_unguarded(conn, batch)
+            if failed is not None:
+                conn.execute("ROLLBACK")
+                if len(batch) == 1:
+                    batch[0].error = failed
+                    return
+                # One write of the batch failed: run them all again, each under its own savepoint,
+                # so it alone is rolled back (a write is a whole transaction: running it again is safe).
+                conn.execute("BEGIN IMMEDIATE")
+                _run_guarded(conn, batch)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
