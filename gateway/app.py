@@ -18,6 +18,7 @@ from gateway.errors import EXCEPTION_HANDLERS
 from gateway.events import EventBus, EventHub
 from gateway.files import ResultStore
 from gateway.jobs import Services, job_object
+from gateway.keycache import KeyCache
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
 from gateway.ratelimit import MemoryCounter, RateLimiter, RateLimitHeaders, StoreCounter, WindowCounter
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             runner=runner,
             stream_secret=settings.secret("stream_token_secret"),
             metrics=metrics,
+            keys=KeyCache(db, bus),
         )
         webhooks = Webhooks(
             db,

@@ -10,8 +10,6 @@ import time
 from starlette.requests import Request
 
 from gateway.errors import Forbidden, NotFound, Unauthorized
-from gateway.store import keys
-from gateway.store.db import Database
 from gateway.store.keys import ApiKey
 
 
@@ -37,8 +35,7 @@ async def require_key(request: Request) -> ApiKey:
     plain = bearer(request)
     if plain is None:
         raise Unauthorized()
-    db: Database = request.app.state.services.db
-    key = await keys.find_active_by_hash(db, hash_key(plain))
+    key: ApiKey | None = await request.app.state.services.keys.find_active(hash_key(plain))
     if key is None:
         raise Unauthorized("The API key is unknown or revoked.")
     request.state.api_key = key

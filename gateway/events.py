@@ -62,6 +62,12 @@ class EventBus(Protocol):
     def on_remote_terminal(self, callback: OnTerminal) -> None:
         """Call `callback(job_id)` for each terminal event recorded by another replica."""
 
+    async def key_changed(self, key_id: str) -> None:
+        """Tell the other replicas that an API key was revoked, updated or credited."""
+
+    def on_key_changed(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(key_id)` for each key change another replica announces."""
+
     async def serve(self) -> None:
         """Run whatever the engine needs in the background (owned by the app's task group)."""
 
@@ -101,6 +107,12 @@ class EventHub:
 
     def on_remote_terminal(self, callback: OnTerminal) -> None:
         pass  # one process: there is no other replica
+
+    async def key_changed(self, key_id: str) -> None:
+        pass
+
+    def on_key_changed(self, callback: Callable[[str], None]) -> None:
+        pass
 
     async def serve(self) -> None:
         pass

@@ -12,6 +12,7 @@ from gateway.catalog import Catalog, validate_options
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventBus
 from gateway.files import ResultStore
+from gateway.keycache import KeyCache
 from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.runner import Runner
@@ -37,6 +38,7 @@ class Services:
     runner: Runner
     stream_secret: bytes
     metrics: Metrics
+    keys: KeyCache
 
 
 def body_hash(body: Any) -> str:

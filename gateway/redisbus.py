@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -71,6 +71,7 @@ class RedisBus:
             raise ValueError("instance_id must not contain the unit separator \\x1f")
         self.poll_seconds = poll_seconds
         self.channel = f"{prefix}events"
+        self.keys_channel = f"{prefix}keys"
         self.instance_id = instance_id
         self.keepalive_seconds = keepalive_seconds
         self.connects = 0
@@ -79,6 +80,7 @@ class RedisBus:
         self._hub = EventHub(poll_seconds)
         self._watched: Counter[str] = Counter()
         self._on_terminal: list[OnTerminal] = []
+        self._on_key_changed: list[Callable[[str], None]] = []
         self._subscribed = anyio.Event()
         self._closed = False
         self._publish_failing = False
@@ -133,6 +135,15 @@ class RedisBus:
     def on_remote_terminal(self, callback: OnTerminal) -> None:
         self._on_terminal.append(callback)
 
+    async def key_changed(self, key_id: str) -> None:
+        try:
+            await self._publisher.publish(self.keys_channel, self._instance + SEP + key_id.encode())
+        except (RedisError, OSError) as error:  # other replicas see it when their entry expires (1 s)
+            log.warning("cannot announce a key change to Redis (%s)", error)
+
+    def on_key_changed(self, callback: Callable[[str], None]) -> None:
+        self._on_key_changed.append(callback)
+
     async def subscribed(self) -> None:
         """Return once the subscription has been established (it may have dropped again since)."""
         await self._subscribed.wait()
@@ -143,7 +154,7 @@ class RedisBus:
         while True:
             pubsub = self._subscriber.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, self.keys_channel)
                 self.connects += 1
                 self._subscribed.set()
                 backoff = BACKOFF_MIN
@@ -162,9 +173,12 @@ class RedisBus:
     async def _receive(self, pubsub: PubSub) -> None:
         pinged = False
         while True:
+            asked = anyio.current_time()
             message: dict[str, Any] | None = await pubsub.get_message(
                 ignore_subscribe_messages=True, timeout=self.keepalive_seconds
             )
+            if message is None and anyio.current_time() - asked < self.keepalive_seconds / 2:
+                continue  # a subscribe confirmation, passed over: not a silence
             if message is None:
                 # A dead peer can leave a socket open and silent: ping, and give up if that goes
                 # unanswered too.
@@ -174,7 +188,11 @@ class RedisBus:
                 pinged = True
                 continue
             pinged = False
-            if message["type"] == "message":
+            if message["type"] != "message":
+                continue
+            if message["channel"] == self.keys_channel.encode():
+                self._handle_key_change(message["data"])
+            else:
                 self._handle(message["data"])
 
     def _handle(self, raw: bytes) -> None:
@@ -199,6 +217,12 @@ class RedisBus:
                     callback(job_id)
                 except Exception:
                     log.exception("remote terminal callback failed for job %s", job_id)
+
+    def _handle_key_change(self, raw: bytes) -> None:
+        origin, _, key_id = raw.partition(SEP)
+        if origin != self._instance:
+            for callback in self._on_key_changed:
+                callback(key_id.decode())
 
     async def aclose(self) -> None:
         self._closed = True

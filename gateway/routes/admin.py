@@ -102,6 +102,7 @@ async def update_key(request: Request) -> Response:
             changes[field] = _int_or_none(body, field, minimum=1)
     updated = await keys.update(services(request).db, request.path_params["key_id"], changes)
     assert updated is not None
+    await services(request).keys.changed(updated.id)
     return JSONResponse(updated.public())
 
 
@@ -110,6 +111,7 @@ async def revoke_key(request: Request) -> Response:
     await _key(request)
     revoked = await keys.revoke(services(request).db, request.path_params["key_id"])
     assert revoked is not None
+    await services(request).keys.changed(revoked.id)
     return JSONResponse(revoked.public())
 
 
@@ -126,6 +128,7 @@ async def credit_key(request: Request) -> Response:
     if note is not None and not isinstance(note, str):
         raise InvalidRequest("`note` must be a string.")
     balance = await ledger.credit(services(request).db, key.id, tokens, note)
+    await services(request).keys.changed(key.id)
     return JSONResponse({"id": key.id, "token_balance": balance})
 
 
