@@ -21,7 +21,7 @@ from gateway.jobs import Services, job_object
 from gateway.keycache import KeyCache
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
-from gateway.ratelimit import MemoryCounter, RateLimiter, RateLimitHeaders, StoreCounter, WindowCounter
+from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCounter
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
@@ -148,7 +148,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *files.routes,
             *playground.routes,
         ],
-        middleware=[Middleware(AccessLog), Middleware(RateLimitHeaders)],
+        middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

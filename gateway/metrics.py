@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.store.db import parse_iso
@@ -95,18 +95,27 @@ class Metrics:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template, so metrics are not split per job id."""
+    """The matched route's path template, so metrics are not split per job id.
+
+    Read from the endpoint the router recorded in the scope: matching every route again per request
+    cost a regex per route on the hot path.
+    """
     app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "?"))
-    return "unmatched"
+    templates: dict[Any, str] | None = getattr(getattr(app, "state", None), "route_templates", None)
+    if templates is None:
+        templates = {}
+        for route in getattr(getattr(app, "router", None), "routes", []):
+            if (endpoint := getattr(route, "endpoint", None)) is not None:
+                templates.setdefault(endpoint, str(getattr(route, "path", "?")))
+        if app is not None:
+            app.state.route_templates = templates
+    return templates.get(scope.get("endpoint"), "unmatched")
 
 
 class AccessLog:
-    """Counts every request in the metrics and writes one JSON access-log line when it ends."""
+    """What every HTTP response passes through, in one wrapper of `send`: the rate-limit headers a
+    handler left in `request.state.rate_headers` go out with it, and when it ends it is counted in the
+    metrics and written as one JSON access-log line."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -118,14 +127,17 @@ class AccessLog:
         started = time.perf_counter()
         status = 500
 
-        async def recording_send(message: Message) -> None:
+        async def edge_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                extra = scope.get("state", {}).get("rate_headers")
+                if extra:
+                    message = with_headers(message, extra)
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, receive, edge_send)
         finally:
             self._record(scope, status, time.perf_counter() - started)
 
@@ -152,6 +164,16 @@ class AccessLog:
                     separators=(",", ":"),
                 )
             )
+
+
+def with_headers(message: Message, extra: dict[str, str]) -> Message:
+    """A response start with `extra` headers added, where the response has not set them itself."""
+    headers = list(message.get("headers", []))
+    present = {name.lower() for name, _ in headers}
+    for name, value in extra.items():
+        if name.lower().encode() not in present:
+            headers.append((name.lower().encode(), value.encode()))
+    return {**message, "headers": headers}
 
 
 async def metrics_endpoint(request: Request) -> Response:

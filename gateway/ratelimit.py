@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from gateway.errors import RateLimited
 from gateway.store import shared
 from gateway.store.db import Database
@@ -95,32 +93,6 @@ class RateLimiter:
             error.headers.update(headers)
             raise error
         return headers
-
-
-class RateLimitHeaders:
-    """Adds the headers a handler left in `request.state.rate_headers` to whatever response goes out."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = scope.get("state", {}).get("rate_headers")
-                if extra:
-                    headers = list(message.get("headers", []))
-                    present = {name.lower() for name, _ in headers}
-                    for name, value in extra.items():
-                        if name.lower().encode() not in present:
-                            headers.append((name.lower().encode(), value.encode()))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 class StoreCounter:

@@ -48,3 +48,14 @@ async def test_playground_is_served_without_a_cdn(harness: Harness) -> None:
     assert script.status_code == 200 and "new EventSource(job.events_url)" in script.text
     assert "sessionStorage" in script.text
     assert (await harness.client.get("/static/playground.css")).status_code == 200
+
+
+async def test_requests_are_counted_by_route_template_and_unknown_paths_as_unmatched(
+    harness: Harness,
+) -> None:
+    key, _ = await harness.new_key(10)
+    await harness.client.get("/api/generations/job_nothing_here", headers=bearer(key))
+    await harness.client.get("/no/such/path")
+    text = (await harness.client.get("/metrics")).text
+    assert 'route="/api/generations/{job_id}",status="404"' in text
+    assert 'route="unmatched",status="404"' in text
