@@ -318,24 +318,20 @@ class Runner:
         self, job: Job, status: str, changes: dict[str, Any], event: dict[str, Any], *, refund: bool
     ) -> None:
         with anyio.CancelScope(shield=True):
-            recorded = await job_store.finish(
+            finished = await job_store.finish(
                 self.db, job.id, status, changes, event, refund=refund, lease=job.lease
             )
-            await self._publish(recorded)
-            if recorded is not None:  # shielded too: a renewal that sees the job finished stops this driver
-                await self.notify_finished(job.id)
+            if finished is not None:  # shielded too: a renewal that sees the job finished stops this driver
+                await self._publish(finished.event)
+                await self.notify_finished(finished.job)
 
-    async def notify_finished(self, job_id: str) -> Job | None:
-        """Run the on-finished hooks (metrics, webhooks) with the finished job, and return it."""
-        finished = await job_store.get(self.db, job_id)
-        if finished is None:
-            return None
+    async def notify_finished(self, finished: Job) -> None:
+        """Run the on-finished hooks (metrics, webhooks) with the finished job."""
         for callback in self.on_finished:
             try:
                 await callback(finished)
             except Exception:
-                log.exception("job %s: an on-finished hook failed", job_id)
-        return finished
+                log.exception("job %s: an on-finished hook failed", finished.id)
 
     async def _cancel_upstream(self, upstream: Upstream, upstream_id: str) -> bool:
         with anyio.move_on_after(15, shield=True):

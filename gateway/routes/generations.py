@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from gateway import auth
 from gateway.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
-from gateway.jobs import Services, job_object
+from gateway.jobs import job_object
 from gateway.routes.common import authenticate, paging, services
 from gateway.store import jobs as job_store
 from gateway.store.jobs import TERMINAL, UNFINISHED, Job
@@ -49,7 +49,7 @@ async def cancel_generation(request: Request) -> Response:
     if job.finished:
         raise AlreadyFinished(f"The job already finished ({job.status}).", job_status=job.status)
     event = {"status": "Canceled", "job_id": job.id, "refunded": True}
-    recorded = await job_store.finish(
+    finished = await job_store.finish(
         svc.db,
         job.id,
         "canceled",
@@ -57,21 +57,15 @@ async def cancel_generation(request: Request) -> Response:
         event,
         refund=True,
     )
-    if recorded is None:  # the runner finished it a moment ago
+    if finished is None:  # the runner finished it a moment ago
         latest = await job_store.get(svc.db, job.id)
         raise AlreadyFinished("The job already finished.", job_status=latest.status if latest else None)
-    await svc.bus.publish(recorded)
+    await svc.bus.publish(finished.event)
     with anyio.CancelScope(shield=True):  # the refund is committed: the upstream cancel must follow
-        stopped = await _stop_cancelled(svc, job.id)
-    return JSONResponse(job_object(svc, stopped))
-
-
-async def _stop_cancelled(svc: Services, job_id: str) -> Job:
-    # The upstream id as the cancel left it: a driver (on any replica) can no longer record one.
-    cancelled = await job_store.get(svc.db, job_id)
-    assert cancelled is not None
-    await svc.runner.stop_job(cancelled)
-    return await svc.runner.notify_finished(job_id) or cancelled
+        # The upstream id as the cancel left it: a driver (on any replica) can no longer record one.
+        await svc.runner.stop_job(finished.job)
+        await svc.runner.notify_finished(finished.job)
+    return JSONResponse(job_object(svc, finished.job))
 
 
 async def job_events(request: Request) -> Response:

@@ -80,6 +80,14 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """A job's terminal event and the job as that write left it (upstream id included)."""
+
+    event: Event
+    job: Job
+
+
+@dataclass(frozen=True)
 class Idempotency:
     key: str
     body_hash: str
@@ -285,8 +293,9 @@ async def finish(
     *,
     refund: bool,
     lease: Lease | None = None,
-) -> Event | None:
-    """Move an unfinished job to a terminal status with its terminal event, refunding when asked.
+) -> Finished | None:
+    """Move an unfinished job to a terminal status with its terminal event, refunding when asked;
+    the event and the job as it now stands.
 
     Exactly one caller wins: the runner finishing and a user cancelling race on the status guard,
     and the ledger's unique index allows one refund per job whatever the code does. None for the
@@ -299,13 +308,18 @@ async def finish(
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
 
-    async def work(tx: Tx) -> Event | None:
-        row = await tx.one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING key_id, cost", (*values, *guard))
+    async def work(tx: Tx) -> Finished | None:
+        row = await tx.one(
+            f"UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where} RETURNING *",
+            (*values, *guard),
+        )
         if row is None:
             return None
         if refund and row["cost"]:
             await append_entry(tx, row["key_id"], int(row["cost"]), "refund", job_id=job_id)
-        return await events.append(tx, job_id, event)
+        # read back in the same statement: the finish hooks need no further read
+        finished = row_to_job(row)
+        return Finished(await events.store(tx, job_id, finished.last_event_id, event), finished)
 
     return await db.write(work)
 

@@ -236,7 +236,7 @@ async def test_a_follower_on_one_replica_streams_a_job_driven_on_another(
                     db, created.id, "completed", {}, {"status": "Completed"}, refund=False
                 )
                 assert finished is not None
-                await a.publish(finished)
+                await a.publish(finished.event)
         assert [e.seq for e in seen] == [1, 2, 3]
         assert seen[-1].terminal
     finally:
