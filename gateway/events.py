@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -11,7 +12,6 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 TERMINAL_STATUSES = frozenset({"Completed", "Error", "Canceled"})
 
@@ -55,7 +55,7 @@ class EventBus(Protocol):
 
     poll_seconds: float | None
 
-    def subscribe(self, job_id: str) -> AbstractContextManager[MemoryObjectReceiveStream[Event]]: ...
+    def subscribe(self, job_id: str) -> AbstractContextManager[Mailbox]: ...
 
     async def publish(self, event: Event) -> None: ...
 
@@ -77,6 +77,70 @@ class EventBus(Protocol):
     def listener_count(self) -> int: ...
 
 
+class Mailbox:
+    """One live listener's events: a bounded queue whose one reader waits on a bare future.
+
+    anyio's memory streams make an Event and look the current task up at every wait; with thousands
+    of open streams that was a tenth of the event loop's time (py-spy), so this is asyncio's own
+    future, as the server runs on asyncio. A listener that falls `limit` events behind is closed: it
+    reads what it holds, then the end, and its follower reads the log from there (streams.follow).
+    """
+
+    __slots__ = ("_closed", "_items", "_waiter", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def put(self, event: Event) -> bool:
+        """Queue an event, never waiting; False (and closed) when the listener has fallen behind."""
+        if self._closed:
+            return False
+        if len(self._items) >= self.limit:
+            self.close()
+            return False
+        self._items.append(event)
+        self._wake()
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> Event:
+        """The next event; anyio.EndOfStream once closed and drained."""
+        while not self._items:
+            if self._closed:
+                raise anyio.EndOfStream
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet read."""
+        return len(self._items)
+
+    def __aiter__(self) -> Mailbox:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+
 class EventHub:
     """The in-process engine: fans each recorded event out to the live listeners of its job.
 
@@ -85,22 +149,21 @@ class EventHub:
 
     def __init__(self, poll_seconds: float | None = None) -> None:
         self.poll_seconds = poll_seconds
-        self._listeners: dict[str, set[MemoryObjectSendStream[Event]]] = defaultdict(set)
+        self._listeners: dict[str, set[Mailbox]] = defaultdict(set)
 
     @contextmanager
-    def subscribe(self, job_id: str) -> Iterator[MemoryObjectReceiveStream[Event]]:
-        send, receive = anyio.create_memory_object_stream[Event](LISTENER_BUFFER)
-        self._listeners[job_id].add(send)
+    def subscribe(self, job_id: str) -> Iterator[Mailbox]:
+        mailbox = Mailbox(LISTENER_BUFFER)
+        self._listeners[job_id].add(mailbox)
         try:
-            yield receive
+            yield mailbox
         finally:
             listeners = self._listeners.get(job_id)
             if listeners is not None:
-                listeners.discard(send)
+                listeners.discard(mailbox)
                 if not listeners:
                     del self._listeners[job_id]
-            send.close()
-            receive.close()
+            mailbox.close()
 
     async def publish(self, event: Event) -> None:
         self.deliver(event)
@@ -122,16 +185,12 @@ class EventHub:
 
     def deliver(self, event: Event) -> None:
         """Hand an event to this process's listeners of its job, never waiting on a slow one."""
-        for send in list(self._listeners.get(event.job_id, ())):
-            try:
-                send.send_nowait(event)
-            except anyio.WouldBlock:
-                # Dropped, so it could miss even the terminal event: it is closed once its buffer is
-                # read and its follower reads the log from then on (see streams.follow).
-                send.close()
-                self._listeners[event.job_id].discard(send)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._listeners[event.job_id].discard(send)
+        listeners = self._listeners.get(event.job_id)
+        if not listeners:
+            return
+        for mailbox in list(listeners):
+            if not mailbox.put(event):  # fell behind: closed, it reads the log from now on
+                listeners.discard(mailbox)
 
     @property
     def listener_count(self) -> int:

@@ -10,14 +10,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway.events import Event, EventHub, OnTerminal
+from gateway.events import Event, EventHub, Mailbox, OnTerminal
 
 log = logging.getLogger("gateway.redisbus")
 
@@ -103,7 +102,7 @@ class RedisBus:
         )
 
     @contextmanager
-    def subscribe(self, job_id: str) -> Iterator[MemoryObjectReceiveStream[Event]]:
+    def subscribe(self, job_id: str) -> Iterator[Mailbox]:
         # Counted here so the subscriber loop can drop messages for unwatched jobs before decoding.
         self._watched[job_id] += 1
         try:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from gateway.events import Event, EventBus
+from gateway.events import Event, EventBus, Mailbox
 from gateway.store import events as event_log
 from gateway.store.db import Database
 
@@ -41,7 +40,7 @@ async def follow(db: Database, bus: EventBus, job_id: str, after: int = 0) -> As
                 batch = await event_log.after(db, job_id, after)
 
 
-async def _next(live: MemoryObjectReceiveStream[Event], within: float | None) -> Event | None:
+async def _next(live: Mailbox, within: float | None) -> Event | None:
     try:
         if within is None:
             return await live.receive()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from gateway.events import Event, EventHub
@@ -17,3 +18,14 @@ async def test_a_listener_that_falls_behind_is_closed_rather_than_silently_skipp
         received = [event.seq async for event in live]  # the buffer, then the end of the stream
     assert received == list(range(1, len(received) + 1)) and len(received) < 69
     assert hub.listener_count == 0
+
+
+async def test_a_listener_cancelled_while_waiting_leaves_the_mailbox_usable() -> None:
+    hub = EventHub()
+    with hub.subscribe("job_y") as live:
+        with anyio.move_on_after(0.01):
+            await live.receive()  # nothing yet: cancelled while waiting
+        await hub.publish(Event("job_y", 1, {"status": "Processing", "job_id": "job_y"}))
+        assert (await live.receive()).seq == 1
+    with pytest.raises(anyio.EndOfStream):  # closed on leaving the subscription, nothing held
+        await live.receive()
