@@ -268,3 +268,30 @@ async def test_three_replicas_grant_exactly_the_limit_between_them(redis_url: st
     finally:
         for counter in counters:
             await counter.aclose()
+
+
+async def test_a_burst_of_counts_waits_for_the_pool_instead_of_failing(redis_url: str, prefix: str) -> None:
+    counter = RedisCounter(redis_url, prefix)
+    counts: list[int] = []
+
+    async def hit() -> None:
+        counts.append(await counter.increment("key_burst", 60))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(300):  # far more at once than the pool holds
+                tg.start_soon(hit)
+    finally:
+        await counter.aclose()
+    assert sorted(counts) == list(range(1, 301))
+
+
+async def test_without_redis_the_rate_limit_lets_requests_through(prefix: str) -> None:
+    counter = RedisCounter("redis://127.0.0.1:1/0", prefix)  # nothing listens there
+    limiter = RateLimiter(1, counter)
+    try:
+        for _ in range(3):
+            await limiter.hit("key_z", 1)  # not a 500, not a 429: the limit guards load, not money
+        assert (await limiter.headers("key_z", 1))["X-RateLimit-Remaining"] == "1"
+    finally:
+        await limiter.aclose()
