@@ -10,6 +10,7 @@ import time
 from starlette.requests import Request
 
 from gateway.errors import Forbidden, NotFound, Unauthorized
+from gateway.parsing import whole_number
 from gateway.store.keys import ApiKey
 
 
@@ -70,8 +71,9 @@ def stream_token(secret: bytes, job_id: str, ttl_seconds: int, *, at: float | No
 def check_stream_token(secret: bytes, job_id: str, token: str) -> bool:
     """True for an unexpired token minted for this very job."""
     expires_text, _, signature = token.partition(".")
-    if not expires_text.isdigit() or not signature:
+    expires = whole_number(expires_text)
+    if expires is None or not signature:
         return False
-    expires = int(expires_text)
     mac = hmac.new(secret, f"stream:{job_id}:{expires}".encode(), hashlib.sha256).digest()
-    return hmac.compare_digest(_b64(mac[:20]), signature) and expires >= time.time()
+    # compared as bytes: compare_digest refuses str with characters outside ASCII (a 500 before)
+    return hmac.compare_digest(_b64(mac[:20]).encode(), signature.encode()) and expires >= time.time()

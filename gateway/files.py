@@ -16,6 +16,7 @@ import anyio
 import httpx
 
 from gateway.errors import Expired, Forbidden, NotFound
+from gateway.parsing import whole_number
 from gateway.storage import Storage, open_storage
 from gateway.store import jobs as job_store
 from gateway.store.db import Database, iso, now
@@ -96,15 +97,17 @@ class ResultStore:
 
     def verify(self, job_id: str, name: str, expires: str | None, signature: str | None) -> int:
         """A signed link's expiry: 403 bad signature, 410 expired, 404 a name no result can have."""
-        if not expires or not expires.isdigit() or not signature:
+        expiry = whole_number(expires)
+        if expiry is None or not signature:
             raise Forbidden("This download link is not signed.")
-        if not hmac.compare_digest(self._signature(job_id, name, int(expires)), signature):
+        # compared as bytes: compare_digest refuses str with characters outside ASCII (a 500 before)
+        if not hmac.compare_digest(self._signature(job_id, name, expiry).encode(), signature.encode()):
             raise Forbidden("This download link's signature does not match.")
-        if int(expires) < time.time():
+        if expiry < time.time():
             raise Expired("This download link has expired.")
         if not valid_name(job_id, name):
             raise NotFound("No such result (it may have been deleted after its retention period).")
-        return int(expires)
+        return expiry
 
     async def download(self, request: Request, job_id: str, name: str) -> Response:
         """The answer to `/files/{job_id}/{name}?expires=&signature=`, from whichever engine stores it."""

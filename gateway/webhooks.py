@@ -17,6 +17,7 @@ import anyio
 import httpx
 
 from gateway.errors import InvalidRequest
+from gateway.parsing import whole_number
 from gateway.store import webhooks as delivery_store
 from gateway.store.db import Database
 from gateway.store.jobs import Job
@@ -80,11 +81,14 @@ def signature_header(secret: bytes, body: bytes, timestamp: int) -> str:
 def verify_signature(secret: bytes, body: bytes, header: str, tolerance: int = 300) -> bool:
     """What a receiver does: recompute the HMAC over `<t>.<body>` and compare; reject stale stamps."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    if not fields.get("t", "").isdigit() or "v1" not in fields:
+    timestamp = whole_number(fields.get("t"))
+    if timestamp is None or "v1" not in fields:
         return False
-    timestamp = int(fields["t"])
     expected = signature_header(secret, body, timestamp).split("v1=")[1]
-    return hmac.compare_digest(expected, fields["v1"]) and abs(time.time() - timestamp) <= tolerance
+    return (
+        hmac.compare_digest(expected.encode(), fields["v1"].encode())
+        and abs(time.time() - timestamp) <= tolerance
+    )
 
 
 class Webhooks:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from gateway.auth import require_key
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.jobs import Services
+from gateway.parsing import whole_number
 from gateway.ratelimit import RateLimiter
 from gateway.store.keys import ApiKey
 
@@ -39,7 +40,7 @@ async def read_json(request: Request) -> Any:
         raise UnsupportedMediaType("The body must be JSON, sent with Content-Type: application/json.")
     limit: int = services(request).settings.max_body_bytes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if (size_declared := whole_number(declared, max_digits=30)) is not None and size_declared > limit:
         raise PayloadTooLarge(f"The body is over the {limit}-byte limit.", limit=limit)
     chunks: list[bytes] = []
     size = 0
@@ -64,8 +65,9 @@ async def read_json(request: Request) -> Any:
 def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:
     params = request.query_params
     limit_text, offset_text = params.get("limit", str(default_limit)), params.get("offset", "0")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
+    limit, offset = whole_number(limit_text), whole_number(offset_text)
+    if limit is None or not 1 <= limit <= max_limit:
         raise InvalidRequest(f"`limit` must be an integer from 1 to {max_limit}.")
-    if not offset_text.isdigit() or int(offset_text) > MAX_INTEGER:
+    if offset is None or offset > MAX_INTEGER:
         raise InvalidRequest(f"`offset` must be an integer from 0 to {MAX_INTEGER}.")
-    return int(limit_text), int(offset_text)
+    return limit, offset

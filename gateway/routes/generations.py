@@ -10,6 +10,7 @@ from starlette.routing import Route
 from gateway import auth
 from gateway.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
 from gateway.jobs import job_object
+from gateway.parsing import whole_number
 from gateway.routes.common import authenticate, paging, services
 from gateway.store import jobs as job_store
 from gateway.store.jobs import TERMINAL, UNFINISHED, Job
@@ -82,9 +83,9 @@ async def job_events(request: Request) -> Response:
             raise NotFound("No such job.")
         job = found
     after_text = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
-    if not after_text.strip().isdigit():
+    after = whole_number(after_text.strip())
+    if after is None:
         raise InvalidRequest("Last-Event-ID must be a non-negative integer event id.")
-    after = int(after_text)
     if job.finished and after >= job.last_event_id:
         return Response(status_code=204)  # tells an EventSource to stop reconnecting
     return sse_response(

@@ -86,3 +86,15 @@ async def test_sweep_deletes_results_past_retention(harness: Harness) -> None:
     assert await svc.results.sweep(svc.db) == 1
     assert not (harness.settings.files_dir / job_id).exists()
     assert await job_store.results_past(svc.db, "2999-01-01T00:00:00Z") == []
+
+
+async def test_hostile_signatures_and_expiries_are_refused_not_crashed_on(harness: Harness) -> None:
+    stored(harness)
+    good = link(harness, int(time.time()) + 600)
+    base = good.split("?")[0]
+    for query in (
+        "expires=1&signature=%C3%A3",  # non-ASCII: compare_digest refused the str (a 500)
+        f"expires={'9' * 5000}&signature=abc",  # past int()'s 4 300-digit limit (a 500)
+        "expires=%C2%B2&signature=abc",  # '²' passes str.isdigit() and then fails int()
+    ):
+        assert_error(await harness.client.get(f"{base}?{query}"), 403, "forbidden")

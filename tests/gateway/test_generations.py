@@ -260,3 +260,17 @@ async def test_idempotency_key_expires_after_its_ttl(harness: Harness) -> None:
     ).json()
     assert later["id"] != first["id"]  # past 24 h the key is free again
     assert await balance_of(harness, key) == 80
+
+
+async def test_hostile_stream_tokens_and_event_ids_are_refused_not_crashed_on(harness: Harness) -> None:
+    key, _ = await harness.new_key(100)
+    job_id = (await create(harness, key))["id"]
+    for token in ("1.%C3%A9", f"{'9' * 5000}.abc", "%C2%B2.abc"):
+        response = await harness.client.get(f"/api/generations/{job_id}/events?token={token}")
+        assert response.status_code == 401, (token, response.status_code)
+    for after in ("9" * 5000, "²"):
+        headers = {**bearer(key), "Last-Event-ID": after.encode("latin-1")}  # as raw header bytes
+        response = await harness.client.get(f"/api/generations/{job_id}/events", headers=headers)
+        assert response.status_code == 400, (after, response.status_code)
+    listed = await harness.client.get(f"/api/generations?offset={'9' * 5000}", headers=bearer(key))
+    assert listed.status_code == 400
