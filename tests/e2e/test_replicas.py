@@ -9,23 +9,20 @@ import os
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from bench.cluster import DemoReplica, Simulator
 from tests.conftest import ADMIN
-from tests.e2e.test_demo_simulator_url import Simulator
 from tests.e2e.test_restart import wait_until
-from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 LEASE = 2.0
@@ -38,35 +35,8 @@ DEMO = [
 ]  # a luma video takes 15 s: long enough to kill or pause its driver midway
 
 
-class Replica:
-    """A `gateway demo --simulator-url` process; its log goes to a file the test can read."""
-
-    def __init__(self, name: str, workdir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{name}.log"
-        self.env = {**env, "GATEWAY_INSTANCE_ID": name, "GATEWAY_DATA_DIR": str(workdir / name)}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, simulator_url: str) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*DEMO, "--port", str(self.port), "--simulator-url", simulator_url],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self) -> None:
-        def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log()
-            try:
-                return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, timeout=30)
+class Replica(DemoReplica):
+    """A replica the tests can read the log of, and pause, kill or stop."""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -76,14 +46,9 @@ class Replica:
         self.process.send_signal(number)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.alive:
+            self.signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+        super().stop()
 
 
 @dataclass
@@ -198,7 +163,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "GATEWAY_SIMULATOR__SPEED": SPEED,
         **{f"GATEWAY_PROVIDERS__{p}__POLL_INTERVAL": "0.1" for p in ("SUNO", "LUMA", "PIKA", "RUN", "LOCAL")},
     }
-    simulator = Simulator(workdir / "simulator", speed=SPEED)
+    simulator = Simulator(workdir, SPEED)
     replicas = {name: Replica(name, workdir, env) for name in ("a", "b", "c")}
     try:
         simulator.wait_ready()
