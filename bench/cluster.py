@@ -114,10 +114,14 @@ class Simulator:
     def __init__(self, workdir: Path, speed: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "simulator.log"
+        data_dir = workdir / "simulator"
+        self.state_dir = data_dir / "simulator"
+        """Where `gateway simulator` keeps its tasks (`simulator.json`): its data dir's simulator folder."""
         env = {
             **clean_env(),
-            "GATEWAY_DATA_DIR": str(workdir / "simulator"),
+            "GATEWAY_DATA_DIR": str(data_dir),
             "GATEWAY_SIMULATOR__SPEED": speed,
         }
         with self.log_path.open("ab") as log:

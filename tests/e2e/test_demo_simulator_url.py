@@ -2,65 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.cluster import Simulator
 from tests.e2e.test_restart import Demo, wait_until
-from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 SPEED = {"GATEWAY_SIMULATOR__SPEED": "20"}
 
 
-class Simulator:
-    """A `gateway simulator` process on a free loopback port."""
-
-    def __init__(self, data_dir: Path, speed: str = SPEED["GATEWAY_SIMULATOR__SPEED"]) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "simulator", "--port", str(self.port)],
-            env={**os.environ, "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_SIMULATOR__SPEED": speed},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.first_line = self.process.stdout.readline()
-        # Keep draining its output (uvicorn logs to it) so a full pipe never blocks the server.
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
-
-    def wait_ready(self) -> None:
-        def answers() -> bool:
-            assert self.process.poll() is None, f"gateway simulator exited: {self.first_line}"
-            try:
-                return httpx.get(self.url + "/", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(answers, timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
-    running = Simulator(tmp_path / "simulator-data")
+    running = Simulator(tmp_path / "simulator-data", SPEED["GATEWAY_SIMULATOR__SPEED"])
     try:
         running.wait_ready()
         yield running
@@ -78,7 +35,8 @@ def demo(tmp_path: Path, simulator: Simulator) -> Iterator[Demo]:
 
 
 def test_simulator_says_where_it_listens(simulator: Simulator) -> None:
-    assert f"--simulator-url {simulator.url}" in simulator.first_line
+    first_line = simulator.log_path.read_text().splitlines()[0]
+    assert f"--simulator-url {simulator.url}" in first_line
     assert httpx.get(simulator.url + "/", timeout=5).json()["speed"] == 20
 
 
@@ -107,5 +65,5 @@ def test_demo_runs_a_job_on_a_running_simulator(simulator: Simulator, demo: Demo
     assert download.headers["content-type"].startswith("audio/")
     assert len(download.content) > 0
     # The task lives in the shared simulator's state; the demo started no simulator of its own.
-    assert "a sea shanty" in (simulator.data_dir / "simulator" / "simulator.json").read_text()
+    assert "a sea shanty" in (simulator.state_dir / "simulator.json").read_text()
     assert not (demo.data_dir / "simulator").exists()
