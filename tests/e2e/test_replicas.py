@@ -255,6 +255,7 @@ def test_sigkill_of_the_driver_hands_the_job_to_another_replica_and_the_stream_r
     job_id = cluster.create("a")
     first = Stream(cluster, "a", job_id)
     wait_until(lambda: cluster.job("b", job_id)["status"] == "processing", timeout=30)
+    wait_until(lambda: first.events, timeout=10)  # the client is following on a when it dies
     time.sleep(0.5)
     cluster["a"].signal(signal.SIGKILL)
     killed = time.monotonic()
@@ -295,6 +296,7 @@ def test_sigterm_with_a_stream_open_exits_and_hands_the_job_over(cluster: Cluste
     job_id = cluster.create("c")
     watching = Stream(cluster, "c", job_id)
     wait_until(lambda: cluster.job("b", job_id)["status"] == "processing", timeout=30)
+    wait_until(lambda: watching.events, timeout=10)  # the stream is open on c before it stops
     cluster["c"].signal(signal.SIGTERM)
     process = cluster["c"].process
     assert process is not None
