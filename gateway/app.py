@@ -38,6 +38,11 @@ from providers.base import Sleep
 
 log = logging.getLogger("gateway")
 
+# Without Redis, a stream on one replica learns of another replica's events by reading the log this
+# often. Not every second: jobs often report about once a second, and a live event that came just
+# after each timeout would cost a read per stream per event (seen on the PostgreSQL bench).
+SHARED_POLL_SECONDS = 2.0
+
 
 def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None = None) -> Starlette:
     settings = settings or Settings()
@@ -161,7 +166,7 @@ def event_bus(settings: Settings, db: Database) -> EventBus:
     """Redis when configured; else in-process, polling the log where other replicas may write it."""
     if settings.redis_url:
         return RedisBus(settings.redis_url, settings.redis_prefix, settings.instance_id)
-    return EventHub(poll_seconds=1.0 if db.shared else None)
+    return EventHub(poll_seconds=SHARED_POLL_SECONDS if db.shared else None)
 
 
 def window_counter(settings: Settings, db: Database) -> WindowCounter:
