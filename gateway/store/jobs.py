@@ -153,11 +153,11 @@ async def create(
     cutoff = iso(now() - timedelta(seconds=idempotency_ttl_seconds))
 
     async def work(tx: Tx) -> tuple[Job, Event | None]:
-        # Take the key's row lock first: on PostgreSQL this serialises one key's creates, so the
-        # idempotency check and the concurrent-job count below see every earlier create (SQLite's
-        # BEGIN IMMEDIATE already serialises every write).
-        await tx.execute("UPDATE api_keys SET balance = balance WHERE id = ?", (new.key_id,))
         if idempotency is not None:
+            # Take the key's row lock first: on PostgreSQL this serialises one key's creates, so the
+            # check sees every earlier create with the same Idempotency-Key (SQLite's BEGIN IMMEDIATE
+            # serialises every write anyway).
+            await tx.execute("UPDATE api_keys SET balance = balance WHERE id = ?", (new.key_id,))
             seen = await tx.one(
                 "SELECT body_hash, job_id FROM idempotency WHERE key_id = ? AND idem_key = ? AND created_at > ?",
                 (new.key_id, idempotency.key, cutoff),
@@ -168,22 +168,15 @@ async def create(
                         "This Idempotency-Key was already used with a different request body."
                     )
                 return await _get_in(tx, seen["job_id"]), None
-        if max_concurrent_jobs is not None:
-            running = await tx.one(
-                "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
-                (new.key_id,),
-            )
-            if running is not None and int(running[0]) >= max_concurrent_jobs:
-                raise TooManyJobs(
-                    f"This key already has {max_concurrent_jobs} jobs running; wait for one to finish.",
-                    retry_after=5,
-                )
         job_id = new_job_id()
         created = iso(now())
-        await tx.execute(
+        # The job first, born with its first event's number, then the debit: the debit takes the key's
+        # row lock (the job's foreign key does not), so one key's creates queue for as few round trips
+        # as possible, and the count below runs under the lock, where it sees every committed job.
+        row = await tx.one(
             "INSERT INTO jobs (id, key_id, model, served_model, provider, prompt, effective_prompt, style,"
-            " options, callback_url, status, cost, created_at, updated_at, owner, epoch, lease_until)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+            " options, callback_url, status, cost, created_at, updated_at, owner, epoch, lease_until,"
+            " last_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1) RETURNING *",
             (
                 job_id,
                 new.key_id,
@@ -203,13 +196,25 @@ async def create(
                 lease_until,
             ),
         )
+        assert row is not None
         balance = await append_entry(tx, new.key_id, -new.cost, "debit", job_id=job_id)
+        if max_concurrent_jobs is not None:
+            running = await tx.one(
+                "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
+                (new.key_id,),
+            )
+            if running is not None and int(running[0]) > max_concurrent_jobs:  # this job included
+                raise TooManyJobs(
+                    f"This key already has {max_concurrent_jobs} jobs running; wait for one to finish.",
+                    retry_after=5,
+                )
         if balance is None:
             current = await tx.one("SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
             raise InsufficientTokens(new.cost, int(current[0]) if current else 0)
-        first = await events.append(
+        first = await events.store(
             tx,
             job_id,
+            1,
             {
                 "status": "Processing started",
                 "job_id": job_id,
@@ -226,7 +231,7 @@ async def create(
                 " body_hash = excluded.body_hash, job_id = excluded.job_id, created_at = excluded.created_at",
                 (new.key_id, idempotency.key, idempotency.body_hash, job_id, created),
             )
-        return await _get_in(tx, job_id), first  # read back in the same transaction: no extra round trip
+        return row_to_job(row), first  # as inserted: nothing in it changed since
 
     return await db.write(work)
 
