@@ -20,21 +20,21 @@ async def take_slot(db: Database, job_id: str, epoch: int, provider: str, limit:
             " ON CONFLICT (name) DO UPDATE SET until = singletons.until",
             (f"slots:{provider}",),
         )
-        job = await tx.one("SELECT has_slot, created_at, rowid FROM jobs WHERE id = ?", (job_id,))
+        # The job, the slots in use and the jobs waiting ahead of it, in one statement: this runs under
+        # the provider's lock, so every round trip here is one every other taker waits for.
+        job = await tx.one(
+            "SELECT j.has_slot,"
+            " (SELECT COUNT(*) FROM jobs f WHERE f.provider = ? AND f.has_slot = 1"
+            " AND f.status IN ('queued', 'processing')) AS in_flight,"
+            " (SELECT COUNT(*) FROM jobs w WHERE w.provider = ? AND w.has_slot = 0"
+            " AND w.status IN ('queued', 'processing') AND (w.created_at, w.rowid) < (j.created_at, j.rowid))"
+            " AS ahead FROM jobs j WHERE j.id = ?",
+            (provider, provider, job_id),
+        )
         if job is None or job["has_slot"]:
             return 0
-        in_flight = await tx.one(
-            "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 1"
-            " AND status IN ('queued', 'processing')",
-            (provider,),
-        )
-        ahead = await tx.one(
-            "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 0"
-            " AND status IN ('queued', 'processing') AND (created_at, rowid) < (?, ?)",
-            (provider, job["created_at"], job["rowid"]),
-        )
-        place = int(ahead[0]) + 1 if ahead else 1
-        free = limit - (int(in_flight[0]) if in_flight else 0)
+        place = int(job["ahead"]) + 1
+        free = limit - int(job["in_flight"])
         if place > free:
             return place - max(free, 0)
         taken = await tx.execute(
