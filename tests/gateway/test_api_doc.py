@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 from pathlib import Path
@@ -94,3 +95,31 @@ def test_the_document_stands_on_its_own() -> None:
     assert "/work/" not in text
     readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
     assert "(docs/api.md)" in readme
+
+
+def failure_codes() -> set[str]:
+    """The `code`s a job's `Error` event can carry: each `Failed(message, code)` and `_fail(job, message, code)`."""
+    from providers.base import Failed
+
+    root = Path(__file__).resolve().parents[2]
+    codes = {Failed.__dataclass_fields__["code"].default}
+    for source in [root / "gateway" / "runner.py", *sorted((root / "providers").glob("*.py"))]:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            position = {"Failed": 1, "_fail": 2}.get(name)
+            if position is None or len(node.args) <= position:
+                continue
+            for part in ast.walk(node.args[position]):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    codes.add(part.value)
+    return codes
+
+
+def test_every_error_event_code_is_documented() -> None:
+    codes = failure_codes()
+    assert {"upstream_failed", "upstream_error", "timeout", "result_unavailable"} <= codes
+    text = doc()
+    missing = sorted(code for code in codes if f"`{code}`" not in text)
+    assert not missing, f"Error event codes missing from docs/api.md: {missing}"
