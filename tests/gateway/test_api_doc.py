@@ -102,7 +102,9 @@ def failure_codes() -> set[str]:
     from providers.base import Failed
 
     root = Path(__file__).resolve().parents[2]
-    codes = {Failed.__dataclass_fields__["code"].default}
+    default = Failed.__dataclass_fields__["code"].default
+    assert isinstance(default, str)
+    codes = {default}
     for source in [root / "gateway" / "runner.py", *sorted((root / "providers").glob("*.py"))]:
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
