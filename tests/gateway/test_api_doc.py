@@ -1,0 +1,127 @@
+"""docs/api.md keeps step with /openapi.json and gateway/errors.py, and stands on its own."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import errors
+from tests.conftest import Harness
+
+pytestmark = pytest.mark.anyio
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+CODE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+INDEX_ROW = re.compile(r"^\| ([A-Z][A-Z, ]*) \| `(/[^`]*)` \|", re.MULTILINE)
+
+
+def doc() -> str:
+    return DOC.read_text(encoding="utf-8")
+
+
+def spec_error_codes(spec: dict[str, Any]) -> set[str]:
+    """The codes each error response names: "a, b or c (extra words)" in its description."""
+    codes: set[str] = set()
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            for response in operation["responses"].values():
+                schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                if schema.get("$ref") != "#/components/schemas/Error":
+                    continue
+                named = response["description"].split("(")[0].strip()
+                for code in re.split(r",\s*|\s+or\s+", named):
+                    assert CODE.fullmatch(code), f"unexpected error description {response['description']!r}"
+                    codes.add(code)
+    return codes
+
+
+def exception_codes() -> set[str]:
+    """Every ApiError subclass's `code`, and the codes the handlers write literally."""
+    codes = {
+        cls.code for cls in vars(errors).values() if inspect.isclass(cls) and issubclass(cls, errors.ApiError)
+    }
+    codes |= set(re.findall(r'"code":\s*"([a-z_]+)"', inspect.getsource(errors)))
+    return codes
+
+
+async def test_every_path_and_method_of_the_spec_is_documented(harness: Harness) -> None:
+    spec = (await harness.client.get("/openapi.json")).json()
+    text = doc()
+    index: dict[str, set[str]] = {}
+    for methods, path in INDEX_ROW.findall(text):
+        index.setdefault(path, set()).update(m.strip().lower() for m in methods.split(","))
+    for path, operations in spec["paths"].items():
+        assert f"`{path}`" in text, f"{path} is not in docs/api.md"
+        assert path in index, f"{path} is missing from the endpoint index of docs/api.md"
+        assert set(operations) <= index[path], (path, set(operations) - index[path])
+    assert set(index) <= set(spec["paths"]), set(index) - set(spec["paths"])
+
+
+async def test_every_error_code_of_the_spec_is_documented(harness: Harness) -> None:
+    spec = (await harness.client.get("/openapi.json")).json()
+    codes = spec_error_codes(spec)
+    assert {"invalid_request", "insufficient_tokens", "provider_unavailable"} <= codes
+    text = doc()
+    missing = sorted(code for code in codes if f"`{code}`" not in text)
+    assert not missing, f"error codes missing from docs/api.md: {missing}"
+
+
+async def test_the_job_and_event_schemas_are_documented(harness: Harness) -> None:
+    schemas = (await harness.client.get("/openapi.json")).json()["components"]["schemas"]
+    text = doc()
+    for name in ("Job", "Event"):
+        missing = sorted(f for f in schemas[name]["properties"] if f"`{f}`" not in text)
+        assert not missing, f"{name} fields missing from docs/api.md: {missing}"
+    statuses = schemas["Event"]["properties"]["status"]["enum"]
+    assert not [s for s in statuses if f"`{s}`" not in text]
+
+
+def test_every_exception_code_is_documented() -> None:
+    codes = exception_codes()
+    assert {"invalid_request", "range_not_satisfiable", "too_many_jobs", "internal_error"} <= codes
+    text = doc()
+    missing = sorted(code for code in codes if f"`{code}`" not in text)
+    assert not missing, f"error codes of gateway/errors.py missing from docs/api.md: {missing}"
+
+
+def test_the_document_stands_on_its_own() -> None:
+    text = doc()
+    assert "../shared" not in text
+    assert "/work/" not in text
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "(docs/api.md)" in readme
+
+
+def failure_codes() -> set[str]:
+    """The `code`s a job's `Error` event can carry: each `Failed(message, code)` and `_fail(job, message, code)`."""
+    from providers.base import Failed
+
+    root = Path(__file__).resolve().parents[2]
+    default = Failed.__dataclass_fields__["code"].default
+    assert isinstance(default, str)
+    codes = {default}
+    for source in [root / "gateway" / "runner.py", *sorted((root / "providers").glob("*.py"))]:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            position = {"Failed": 1, "_fail": 2}.get(name)
+            if position is None or len(node.args) <= position:
+                continue
+            for part in ast.walk(node.args[position]):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    codes.add(part.value)
+    return codes
+
+
+def test_every_error_event_code_is_documented() -> None:
+    codes = failure_codes()
+    assert {"upstream_failed", "upstream_error", "timeout", "result_unavailable"} <= codes
+    text = doc()
+    missing = sorted(code for code in codes if f"`{code}`" not in text)
+    assert not missing, f"Error event codes missing from docs/api.md: {missing}"
