@@ -46,7 +46,7 @@ class OptionSpec(BaseModel):
 
 
 class Pricing(BaseModel):
-    """`base + per_second × (duration − base_seconds)` over a declared option (API.md §3)."""
+    """`base + per_second × (duration − base_seconds)` over a declared option (docs/api.md, models)."""
 
     base: int
     per_second: int = 0
