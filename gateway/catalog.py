@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import InvalidOption, InvalidRequest, InvalidStyle, UnknownModel
+from gateway.parsing import control_character_in
 from gateway.settings import ModelConfig, OptionSpec, Settings
 
 
@@ -50,6 +51,9 @@ class Catalog:
         limit = self.settings.max_prompt_chars
         if len(prompt) > limit:
             raise InvalidRequest(f"`prompt` is {len(prompt)} characters; the limit is {limit}.", limit=limit)
+        if (control := control_character_in(prompt)) is not None:
+            # NUL and friends would be stored and sent upstream, where they mean nothing or break things
+            raise InvalidRequest(f"`prompt` holds the control character {control}.", field="prompt")
         style, label = self._style(model_id, config, body.get("style"))
         options = body.get("options")
         if options is None:

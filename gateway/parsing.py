@@ -7,6 +7,18 @@ from __future__ import annotations
 MAX_DIGITS = 19
 
 
+# Every control character but tab, newline and carriage return (C0, DEL and C1).
+CONTROL_CHARACTERS = frozenset(chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))) - {"\t", "\n", "\r"}
+
+
+def control_character_in(text: str) -> str | None:
+    """The first control character in `text` (tab and newlines allowed), as `U+XXXX`, or None."""
+    for char in text:
+        if char in CONTROL_CHARACTERS:
+            return f"U+{ord(char):04X}"
+    return None
+
+
 def whole_number(text: str | None, *, max_digits: int = MAX_DIGITS) -> int | None:
     """`text` as a non-negative integer when it is 1..max_digits ASCII digits, else None.
 

@@ -10,9 +10,33 @@ from starlette.routing import Route
 
 from gateway import auth
 from gateway.errors import InvalidRequest, NotFound
+from gateway.parsing import control_character_in
 from gateway.routes.common import MAX_INTEGER, read_json, services
 from gateway.store import keys, ledger
 from gateway.store.keys import ApiKey
+
+# Operators' labels: long enough for any name or invoice note, short enough that a list stays a list.
+MAX_NAME_CHARS = 200
+MAX_NOTE_CHARS = 1000
+
+
+def _text(body: dict[str, Any], field: str, limit: int, *, required: bool) -> str | None:
+    """A label from the body: stripped, at most `limit` characters, no control characters."""
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidRequest(
+            f"`{field}` must be a non-empty string." if required else f"`{field}` must be a string."
+        )
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidRequest(
+            f"`{field}` is {len(value)} characters; the limit is {limit}.", field=field, limit=limit
+        )
+    if (control := control_character_in(value)) is not None:
+        raise InvalidRequest(f"`{field}` holds the control character {control}.", field=field)
+    return value
 
 
 def _int_or_none(body: dict[str, Any], name: str, *, minimum: int = 0) -> int | None:
@@ -53,16 +77,14 @@ async def _key(request: Request) -> ApiKey:
 async def create_key(request: Request) -> Response:
     auth.require_admin(request)
     body = await _object_body(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest("`name` is required.")
+    name = _text(body, "name", MAX_NAME_CHARS, required=True)
     tokens = _int_or_none(body, "tokens") or 0
     plain = keys.new_plain_key()
     record = await keys.create(
         services(request).db,
         key_hash=auth.hash_key(plain),
         prefix=auth.display_prefix(plain),
-        name=name.strip(),
+        name=name or "",
         tokens=tokens,
         models=_models(request, body),
         rate_limit_per_minute=_int_or_none(body, "rate_limit_per_minute", minimum=1),
@@ -92,9 +114,7 @@ async def update_key(request: Request) -> Response:
         )
     changes: dict[str, Any] = {}
     if "name" in body:
-        if not isinstance(body["name"], str) or not body["name"].strip():
-            raise InvalidRequest("`name` must be a non-empty string.")
-        changes["name"] = body["name"].strip()
+        changes["name"] = _text(body, "name", MAX_NAME_CHARS, required=True)
     if "models" in body:
         changes["models"] = _models(request, body)
     for field in ("rate_limit_per_minute", "max_concurrent_jobs"):
@@ -124,9 +144,7 @@ async def credit_key(request: Request) -> Response:
         raise InvalidRequest(
             f"`tokens` must be a non-zero integer up to {MAX_INTEGER} (negative takes tokens away)."
         )
-    note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise InvalidRequest("`note` must be a string.")
+    note = _text(body, "note", MAX_NOTE_CHARS, required=False)
     balance = await ledger.credit(services(request).db, key.id, tokens, note)
     await services(request).keys.changed(key.id)
     return JSONResponse({"id": key.id, "token_balance": balance})

@@ -9,6 +9,9 @@ from gateway.store.db import Database, Tx, iso, now
 
 Reason = Literal["debit", "refund", "credit", "adjust"]
 
+# Credits stop here: every JSON client (JavaScript included) holds it exactly, far from BIGINT's end.
+MAX_BALANCE = 2**53 - 1
+
 
 async def append_entry(
     tx: Tx,
@@ -18,15 +21,24 @@ async def append_entry(
     *,
     job_id: str | None = None,
     note: str | None = None,
+    ceiling: int | None = None,
 ) -> int | None:
-    """Apply `delta` to the balance and record it; None when the balance would go below zero.
+    """Apply `delta` to the balance and record it; None when the balance would go below zero (or,
+    given a `ceiling`, above it).
 
     One conditional UPDATE decides, so concurrent writers can never overspend.
     """
-    row = await tx.one(
-        "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 RETURNING balance",
-        (delta, key_id, delta),
-    )
+    if ceiling is None:
+        row = await tx.one(
+            "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 RETURNING balance",
+            (delta, key_id, delta),
+        )
+    else:
+        row = await tx.one(
+            "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0"
+            " AND balance + ? <= ? RETURNING balance",
+            (delta, key_id, delta, delta, ceiling),
+        )
     if row is None:
         return None
     balance = int(row[0])
@@ -46,11 +58,13 @@ async def credit(db: Database, key_id: str, tokens: int, note: str | None = None
         if exists is None:
             raise NotFound(f"No API key {key_id}.")
         reason: Reason = "credit" if tokens >= 0 else "adjust"
-        balance = await append_entry(tx, key_id, tokens, reason, note=note)
+        balance = await append_entry(tx, key_id, tokens, reason, note=note, ceiling=MAX_BALANCE)
         if balance is None:
+            current = await tx.one("SELECT balance FROM api_keys WHERE id = ?", (key_id,))
+            now_held = int(current[0]) if current else 0
+            where = "below zero" if tokens < 0 else f"past {MAX_BALANCE}"
             raise InvalidRequest(
-                f"A change of {tokens} would take the balance ({exists[0]}) below zero.",
-                balance=int(exists[0]),
+                f"A change of {tokens} would take the balance ({now_held}) {where}.", balance=now_held
             )
         return balance
 

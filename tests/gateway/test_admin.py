@@ -112,3 +112,25 @@ async def test_unknown_route_and_method_are_json(harness: Harness) -> None:
     assert_error(await harness.client.get("/api/balance/"), 404, "not_found")  # no bodiless redirect
     response = await harness.client.delete("/api/ping")
     assert response.status_code == 405 and response.json()["status"] == "Error"
+
+
+async def test_admin_labels_and_credits_are_bounded(harness: Harness) -> None:
+    for body in (
+        {"name": "x" * 201, "tokens": 1},
+        {"name": "bad\x00name", "tokens": 1},
+    ):
+        response = await harness.client.post("/admin/keys", json=body, headers=admin_headers())
+        assert response.status_code == 400 and response.json()["code"] == "invalid_request", body
+    _, record = await harness.new_key(10)
+    credit = f"/admin/keys/{record['id']}/credit"
+    long_note = await harness.client.post(
+        credit, json={"tokens": 1, "note": "n" * 1001}, headers=admin_headers()
+    )
+    assert long_note.status_code == 400
+    top = 2**53 - 1
+    first = await harness.client.post(credit, json={"tokens": top - 10}, headers=admin_headers())
+    assert first.status_code == 200 and first.json()["token_balance"] == top
+    past = await harness.client.post(credit, json={"tokens": 1}, headers=admin_headers())
+    assert past.status_code == 400 and past.json()["balance"] == top  # was a 500 past 2^63
+    key_record = await harness.client.get(f"/admin/keys/{record['id']}", headers=admin_headers())
+    assert key_record.json()["token_balance"] == top

@@ -370,3 +370,20 @@ async def test_heartbeat_comment_on_a_quiet_stream(tmp_path: Any) -> None:
                 )
     assert ": ping\n\n" in response.text
     assert parse(response.text)[-1][1]["status"] == "Completed"
+
+
+async def test_control_characters_in_a_prompt_are_refused_before_any_debit(harness: Harness) -> None:
+    key, _ = await harness.new_key(100)
+    for prompt in ("a\x00b", "bell\x07 ring", "next\x85line"):
+        response = await harness.client.post(
+            "/api/generations", json={"model": "echo", "prompt": prompt}, headers=bearer(key)
+        )
+        assert response.status_code == 400 and response.json()["code"] == "invalid_request", prompt
+    fine = await harness.client.post(
+        "/api/generations",
+        json={"model": "echo", "prompt": "line one\nline two\ttabbed"},
+        headers=bearer(key),
+    )
+    assert fine.status_code == 202
+    balance = (await harness.client.get("/api/balance", headers=bearer(key))).json()["token_balance"]
+    assert balance == 90
