@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from gateway import housekeeping, store
 from gateway.catalog import Catalog
+from gateway.cors import CrossOriginReads
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.events import EventBus, EventHub
 from gateway.files import ResultStore
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *files.routes,
             *playground.routes,
         ],
-        middleware=[Middleware(AccessLog)],
+        middleware=[Middleware(AccessLog), Middleware(CrossOriginReads, origins=settings.cors_origins)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     max_result_bytes: int = 512 * 1024 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
     allow_private_callbacks: bool = False
+    cors_origins: list[str] = []
+    """Origins whose pages may follow `events_url` and fetch signed downloads (`["*"]`: any); none by default."""
     webhook_max_attempts: int = 5
     webhook_backoff_seconds: float = 2.0
     default_rate_limit_per_minute: int = 60

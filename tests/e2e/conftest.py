@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.conftest import ADMIN
 from tests.servers import free_port, serving
 
 SPEED = 40.0
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @dataclass
@@ -51,3 +53,10 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         async with serving(create_app(settings), port=port) as url:
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                 yield Live(url, simulator_url, settings, client)
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    return CHROMIUM

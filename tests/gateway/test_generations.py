@@ -274,3 +274,11 @@ async def test_hostile_stream_tokens_and_event_ids_are_refused_not_crashed_on(ha
         assert response.status_code == 400, (after, response.status_code)
     listed = await harness.client.get(f"/api/generations?offset={'9' * 5000}", headers=bearer(key))
     assert listed.status_code == 400
+
+
+async def test_no_origin_may_read_cross_origin_unless_the_operator_allows_it(harness: Harness) -> None:
+    key, _ = await harness.new_key(100)
+    job = await create(harness, key)
+    events_url = job["events_url"].removeprefix("http://testserver")
+    response = await harness.client.get(events_url, headers={"Origin": "http://page.example"})
+    assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
