@@ -13,6 +13,7 @@ from gateway.jobs import job_object
 from gateway.parsing import whole_number
 from gateway.routes.common import authenticate, paging, services
 from gateway.store import jobs as job_store
+from gateway.store import keys
 from gateway.store.jobs import TERMINAL, UNFINISHED, Job
 from gateway.streams import sse_response
 
@@ -81,6 +82,9 @@ async def job_events(request: Request) -> Response:
         found = await job_store.get(svc.db, job_id)
         if found is None:
             raise NotFound("No such job.")
+        owner = await keys.get(svc.db, found.key_id)
+        if owner is None or owner.revoked:  # a revoke withdraws the job links it handed out too
+            raise Unauthorized("The API key this job belongs to was revoked.")
         job = found
     after_text = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
     after = whole_number(after_text.strip())

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from gateway import auth
-from tests.conftest import Harness, bearer
+from tests.conftest import Harness, admin_headers, bearer
 from tests.fakes import release
 from tests.gateway.test_generate import assert_error, balance_of, ledger_of
 from tests.sse import parse
@@ -282,3 +282,13 @@ async def test_no_origin_may_read_cross_origin_unless_the_operator_allows_it(har
     events_url = job["events_url"].removeprefix("http://testserver")
     response = await harness.client.get(events_url, headers={"Origin": "http://page.example"})
     assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+
+
+async def test_a_revoked_keys_stream_tokens_stop_working(harness: Harness) -> None:
+    key, record = await harness.new_key(100)
+    job = await wait_finished(harness, key, (await create(harness, key))["id"])
+    events_url = job["events_url"].removeprefix("http://testserver")
+    assert (await harness.client.get(events_url)).status_code == 200  # replays the finished job
+    await harness.client.delete(f"/admin/keys/{record['id']}", headers=admin_headers())
+    refused = await harness.client.get(events_url)
+    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
