@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -85,6 +85,17 @@ class ProviderConfig(BaseModel):
     circuit_failures: int = 5
     circuit_cooldown_seconds: float = 60.0
     extra: dict[str, Any] = {}
+
+    @field_validator("extra", mode="after")
+    @classmethod
+    def _booleans_from_the_environment(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        """`GATEWAY_PROVIDERS__X__EXTRA__Y=false` arrives as the string "false", which is truthy: read
+        true/false as TOML would. Other strings stay strings (ComfyUI node ids such as "3" are strings)."""
+        booleans = {"true": True, "false": False}
+        return {
+            name: booleans.get(value.strip().lower(), value) if isinstance(value, str) else value
+            for name, value in extra.items()
+        }
 
 
 class SimulatorConfig(BaseModel):
