@@ -114,16 +114,25 @@ class Mailbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def receive(self) -> Event:
-        """The next event; anyio.EndOfStream once closed and drained."""
-        while not self._items:
+    async def receive(self, within: float | None = None) -> Event | None:
+        """The next event, or None after `within` seconds without one; anyio.EndOfStream once closed
+        and drained. The wait is a timer on the same future, not a cancel scope per event."""
+        if not self._items:
             if self._closed:
                 raise anyio.EndOfStream
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(within, self._wake) if within is not None else None
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._items:
+                if self._closed:
+                    raise anyio.EndOfStream
+                return None  # the time ran out
         return self._items.popleft()
 
     @property
@@ -135,10 +144,13 @@ class Mailbox:
         return self
 
     async def __anext__(self) -> Event:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
+        while True:
+            try:
+                event = await self.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+            if event is not None:
+                return event
 
 
 class EventHub:

@@ -42,11 +42,7 @@ async def follow(db: Database, bus: EventBus, job_id: str, after: int = 0) -> As
 
 async def _next(live: Mailbox, within: float | None) -> Event | None:
     try:
-        if within is None:
-            return await live.receive()
-        with anyio.move_on_after(within):
-            return await live.receive()
-        return None
+        return await live.receive(within)
     except anyio.EndOfStream:  # the bus dropped this listener (it fell behind): poll the log instead
         await anyio.sleep(within or LAGGARD_POLL_SECONDS)
         return None

@@ -29,3 +29,12 @@ async def test_a_listener_cancelled_while_waiting_leaves_the_mailbox_usable() ->
         assert (await live.receive()).seq == 1
     with pytest.raises(anyio.EndOfStream):  # closed on leaving the subscription, nothing held
         await live.receive()
+
+
+async def test_a_timed_receive_gives_none_after_its_time_and_the_event_once_it_comes() -> None:
+    hub = EventHub()
+    with hub.subscribe("job_t") as live:
+        assert await live.receive(0.01) is None  # nothing came: the follower reads the log instead
+        await hub.publish(Event("job_t", 1, {"status": "Processing", "job_id": "job_t"}))
+        event = await live.receive(5)
+        assert event is not None and event.seq == 1
