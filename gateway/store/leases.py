@@ -20,26 +20,29 @@ async def claim_lapsed(
     """
     lapsed = "(lease_until < ? OR owner = ?)" if own_too else "lease_until < ?"
     args = (now, owner) if own_too else (now,)
-
-    async def work(tx: Tx) -> list[Job]:
-        rows = await tx.all(
-            f"UPDATE jobs SET owner = ?, epoch = epoch + 1, lease_until = ?"
-            f" WHERE id IN (SELECT id FROM jobs WHERE {UNFINISHED_SQL} AND {lapsed}"
-            f" ORDER BY created_at LIMIT ?) AND {UNFINISHED_SQL} AND {lapsed} RETURNING *",
-            (owner, until, *args, limit, *args),
-        )
-        return [row_to_job(row) for row in rows]
-
-    return sorted(await db.write(work), key=lambda job: job.created_at)
+    return await _claim(
+        db,
+        owner,
+        until,
+        f"id IN (SELECT id FROM jobs WHERE {UNFINISHED_SQL} AND {lapsed} ORDER BY created_at LIMIT ?)"
+        f" AND {lapsed}",
+        (*args, limit, *args),
+    )
 
 
 async def claim_all(db: Database, owner: str, *, until: float) -> list[Job]:
     """One process on its own database: every unfinished job is its own at start-up."""
+    return await _claim(db, owner, until, "1 = 1", ())
+
+
+async def _claim(db: Database, owner: str, until: float, where: str, args: tuple[object, ...]) -> list[Job]:
+    """Take the unfinished jobs `where` says, raising each one's epoch; oldest first."""
 
     async def work(tx: Tx) -> list[Job]:
         rows = await tx.all(
-            f"UPDATE jobs SET owner = ?, epoch = epoch + 1, lease_until = ? WHERE {UNFINISHED_SQL} RETURNING *",
-            (owner, until),
+            f"UPDATE jobs SET owner = ?, epoch = epoch + 1, lease_until = ?"
+            f" WHERE {where} AND {UNFINISHED_SQL} RETURNING *",
+            (owner, until, *args),
         )
         return [row_to_job(row) for row in rows]
 
