@@ -11,6 +11,7 @@ from gateway.store import shared
 from gateway.store.db import Database
 
 WINDOW = 60
+SEEN_SECONDS = 1.0
 
 
 class WindowCounter(Protocol):
@@ -55,6 +56,10 @@ class RateLimiter:
     ) -> None:
         self.default = default_per_minute
         self.counter = counter or MemoryCounter()
+        # The count each key was last seen at, by window: the headers of a request that creates
+        # nothing are shown from here for a second, rather than one read of Redis or the database
+        # per authenticated request (every poll of a job would pay it).
+        self._seen: dict[str, tuple[int, int, float]] = {}
         self.clock = clock
 
     async def aclose(self) -> None:
@@ -74,7 +79,18 @@ class RateLimiter:
 
     async def headers(self, key_id: str, limit: int | None) -> dict[str, str]:
         start = self._window_start()
-        return self._headers(limit or self.default, await self.counter.current(key_id, start), start)
+        seen = self._seen.get(key_id)
+        if seen is not None and seen[0] == start and self.clock() - seen[2] < SEEN_SECONDS:
+            count = seen[1]
+        else:
+            count = await self.counter.current(key_id, start)
+            self._remember(key_id, start, count)
+        return self._headers(limit or self.default, count, start)
+
+    def _remember(self, key_id: str, window_start: int, count: int) -> None:
+        if len(self._seen) > 100_000:  # forget idle keys
+            self._seen.clear()
+        self._seen[key_id] = (window_start, count, self.clock())
 
     async def hit(self, key_id: str, limit: int | None) -> dict[str, str]:
         """Count one creating request; 429 `rate_limited` with Retry-After when over the limit.
@@ -84,6 +100,7 @@ class RateLimiter:
         limit = limit or self.default
         start = self._window_start()
         count = await self.counter.increment(key_id, start)
+        self._remember(key_id, start, count)
         headers = self._headers(limit, count, start)
         if count > limit:
             retry_after = max(1, int(start + WINDOW - self.clock()) + 1)

@@ -1,4 +1,4 @@
-"""The key cache: a read saved per request, a change through the API seen at once, one made on the database within its TTL."""
+"""The key and rate-limit caches: a read saved per request, changes seen at once or within a second."""
 
 from __future__ import annotations
 
@@ -32,3 +32,24 @@ async def test_a_change_made_on_the_database_is_seen_within_the_ttl(harness: Har
     now[0] += 0.6
     assert await cache.find_active(auth.hash_key(key)) is None
     assert await cache.find_active("no-such-hash") is None
+
+
+async def test_rate_limit_headers_read_a_shared_counter_at_most_once_a_second() -> None:
+    from gateway.ratelimit import MemoryCounter, RateLimiter
+
+    class Counting(MemoryCounter):
+        reads = 0
+
+        async def current(self, key_id: str, window_start: int) -> int:
+            Counting.reads += 1
+            return await super().current(key_id, window_start)
+
+    now = [1_000_020.0]
+    limiter = RateLimiter(10, Counting(), clock=lambda: now[0])
+    await limiter.hit("key_a", None)
+    for _ in range(5):
+        assert (await limiter.headers("key_a", None))["X-RateLimit-Remaining"] == "9"
+    assert Counting.reads == 0  # the count the hit returned serves the headers
+    now[0] += 1.5
+    await limiter.headers("key_a", None)
+    assert Counting.reads == 1
