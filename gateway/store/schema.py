@@ -116,6 +116,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN has_slot INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX jobs_unfinished_by_provider ON jobs (provider, created_at)
         WHERE status IN ('queued', 'processing');
+    -- the periodic look for undelivered webhooks reads only recent jobs that have a callback
+    CREATE INDEX jobs_with_callback_by_completion ON jobs (completed_at) WHERE callback_url IS NOT NULL;
     ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
     ALTER TABLE webhook_deliveries ADD COLUMN claim_until DOUBLE PRECISION NOT NULL DEFAULT 0;
     CREATE TABLE rate_windows (

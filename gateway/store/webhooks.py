@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from gateway.store.db import Database, Tx, iso, now
 
@@ -43,12 +44,15 @@ async def record_attempt(db: Database, job_id: str, error: str | None) -> None:
     await db.write(work)
 
 
-async def undelivered(db: Database, max_attempts: int) -> list[str]:
-    """Finished jobs with a callback never delivered whose delivery nobody holds (e.g. a replica died)."""
+async def undelivered(db: Database, max_attempts: int, within_seconds: float = 24 * 3600) -> list[str]:
+    """Jobs finished in the last `within_seconds` with a callback never delivered whose delivery nobody
+    holds (e.g. a replica died). Bounded in time: this runs every minute, not only at start-up."""
+    since = iso(now() - timedelta(seconds=within_seconds))
     rows = await db.fetchall(
         "SELECT j.id FROM jobs j LEFT JOIN webhook_deliveries w ON w.job_id = j.id"
-        " WHERE j.callback_url IS NOT NULL AND j.status IN ('completed', 'failed', 'canceled')"
+        " WHERE j.callback_url IS NOT NULL AND j.completed_at > ?"
+        " AND j.status IN ('completed', 'failed', 'canceled')"
         " AND w.delivered_at IS NULL AND COALESCE(w.attempts, 0) < ? AND COALESCE(w.claim_until, 0) < ?",
-        (max_attempts, time.time()),
+        (since, max_attempts, time.time()),
     )
     return [r["id"] for r in rows]
