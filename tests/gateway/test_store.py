@@ -315,3 +315,24 @@ async def test_a_write_that_cannot_begin_fails_every_caller_of_its_batch(tmp_pat
     other.close()
     assert await ledger.credit(db, key_id, 1) == 101  # and the next write goes through
     await db.close()
+
+
+async def test_undelivered_webhooks_are_the_recent_finished_jobs_nobody_delivered(db: Database) -> None:
+    from gateway.store import webhooks
+
+    key_id = await funded_key(db, 100)
+    made = []
+    for _ in range(3):
+        job, _ = await jobs.create(
+            db, NewJob(key_id, "m", "m", "p", "x", "x", None, {}, 1, callback_url="http://hook")
+        )
+        await jobs.finish(db, job.id, "completed", {}, {"status": "Completed"}, refund=False)
+        made.append(job.id)
+    await webhooks.claim(db, made[0], "http://hook", "a", 60, 5)
+    await webhooks.record_attempt(db, made[0], None)  # delivered
+    await db.write(
+        lambda tx: tx.execute(
+            "UPDATE jobs SET completed_at = '2000-01-01T00:00:00Z' WHERE id = ?", (made[1],)
+        )
+    )
+    assert await webhooks.undelivered(db, 5) == [made[2]]  # not the delivered one, not the old one
