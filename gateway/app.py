@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from gateway import housekeeping, store
+from gateway.capacity import Gate
 from gateway.catalog import Catalog
 from gateway.cors import CrossOriginReads
 from gateway.errors import EXCEPTION_HANDLERS
@@ -26,10 +27,9 @@ from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCo
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
-from gateway.routes import account, admin, files, generate, generations, health, playground
+from gateway.routes import account, admin, files, generate, generations, health, playground, providers
 from gateway.runner import Runner
 from gateway.settings import Settings
-from gateway.sharedcapacity import SharedGate
 from gateway.store import jobs as job_store
 from gateway.store import shared
 from gateway.store import webhooks as delivery_store
@@ -58,9 +58,9 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
         bus = event_bus(settings, db)
         registry = Registry(
             settings,
+            lambda name: Gate(db, name),
             sleep=upstream_sleep,
             observer=metrics.observe_upstream,
-            gate=(lambda name, limit: SharedGate(db, name, limit)) if db.shared else None,
         )
         results = ResultStore.from_settings(settings)
         runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job])
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *generations.routes,
             *account.routes,
             *admin.routes,
+            *providers.routes,
             *files.routes,
             *playground.routes,
         ],

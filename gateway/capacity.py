@@ -1,75 +1,90 @@
-"""Per-provider caps on jobs in flight upstream (the gate protocol and its in-process engine)."""
+"""The per-provider gate: jobs wait in a queue fair across keys until an account has a free slot."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import anyio
 
+from gateway.store import shared
+from gateway.store.db import Database
 from gateway.store.jobs import Job
+from gateway.store.shared import AccountCap, Place
+
+log = logging.getLogger("gateway.capacity")
 
 OnPosition = Callable[[int], Awaitable[None]]
+WAKE_NEAREST = 3
+"""A freed slot wakes the waiters this near the head at once; the others find out when they next ask."""
 
 
-class Gate(Protocol):
-    """Holds a job until its provider has a free slot; jobs beyond the cap wait in the gateway's queue."""
+class Gate:
+    """Each account's `max_in_flight`, counted over every replica's jobs in the database (it models
+    the upstream account's concurrency), and the order in which waiting jobs get a slot.
 
-    limit: int
-
-    def slot(self, job: Job, on_position: OnPosition) -> AbstractAsyncContextManager[None]: ...
-
-
-class CapacityGate:
-    """The in-process engine: a FIFO semaphore that tells each waiter its place in the queue when it changes.
-
-    Places are reported at most once per `report_interval` per waiter: every release moves every
-    waiter, and reporting each move would write a quadratic number of events.
+    A waiting job asks again every `poll_seconds` (further back in line, less often), or at once when a
+    job of this replica frees a slot. It holds its slot, on the account it was given, until it finishes:
+    a job taken over by another replica keeps it, and a finished job frees it with no further write.
     """
 
-    def __init__(self, limit: int, report_interval: float = 2.0) -> None:
-        self.limit = max(1, limit)
+    def __init__(
+        self, db: Database, provider: str, *, poll_seconds: float = 0.5, report_interval: float = 2.0
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self.poll_seconds = poll_seconds
         self.report_interval = report_interval
-        self.in_flight = 0
-        self._waiting: list[anyio.Event] = []
-
-    @property
-    def queued(self) -> int:
-        return len(self._waiting)
+        self._waiting: dict[str, tuple[int, anyio.Event]] = {}
 
     @asynccontextmanager
-    async def slot(self, job: Job, on_position: OnPosition) -> AsyncIterator[None]:
-        await self._acquire(on_position)
+    async def slot(
+        self, job: Job, accounts: Callable[[], Sequence[AccountCap]], on_position: OnPosition
+    ) -> AsyncIterator[str]:
+        """Wait for a slot; yields the name of the account the job holds it on."""
+        told, told_at = 0, -self.report_interval
         try:
-            yield
-        finally:
-            self._release()
-
-    async def _acquire(self, on_position: OnPosition) -> None:
-        if self.in_flight < self.limit and not self._waiting:
-            self.in_flight += 1
-            return
-        granted = anyio.Event()
-        self._waiting.append(granted)
-        told = 0
-        try:
-            while not granted.is_set():
-                position = self._waiting.index(granted) + 1
-                if position != told:
-                    told = position
+            while True:
+                place = await self._take(job, accounts())
+                if place is not None and place.position == 0 and place.account is not None:
+                    account = place.account
+                    break
+                position = place.position if place is not None else None
+                # A changed place is reported at most once per interval: every freed slot moves every
+                # waiter, and reporting each move would write a quadratic number of events.
+                if (
+                    position is not None
+                    and position != told
+                    and time.monotonic() - told_at >= self.report_interval
+                ):
+                    told, told_at = position, time.monotonic()
                     await on_position(position)
-                with anyio.move_on_after(self.report_interval):
-                    await granted.wait()
-        except BaseException:
-            if granted.is_set():
-                self._release()  # handed a slot while being cancelled: pass it on
-            else:
-                self._waiting.remove(granted)
-            raise
+                woken = anyio.Event()
+                self._waiting[job.id] = (position or 1, woken)
+                with anyio.move_on_after(self.poll_seconds * min(position or 1, 10)):
+                    await woken.wait()
+        finally:
+            self._waiting.pop(job.id, None)
+        yield account
 
-    def _release(self) -> None:
-        if self._waiting:
-            self._waiting.pop(0).set()  # the slot passes straight to the next in line
-        else:
-            self.in_flight -= 1
+    def freed(self) -> None:
+        """A job of this replica finished or gave its slot back: the nearest waiters ask again now."""
+        for position, woken in list(self._waiting.values()):
+            if position <= WAKE_NEAREST:
+                woken.set()
+
+    async def give_back(self, job: Job) -> None:
+        """The account refused the job before the upstream took it: back to the queue, keeping its round."""
+        await shared.give_back_slot(self.db, job.id, job.epoch)
+        self.freed()
+
+    async def _take(self, job: Job, accounts: Sequence[AccountCap]) -> Place | None:
+        """None when the store failed: that means asking again, not failing the job (a burst of
+        takers can keep the pool busy past its timeout)."""
+        try:
+            return await shared.take_slot(self.db, job.id, job.epoch, self.provider, accounts)
+        except Exception as exc:
+            log.warning("job %s: taking a %s slot failed (%s); asking again", job.id, self.provider, exc)
+            return None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import InvalidOption, InvalidRequest, InvalidStyle, UnknownModel
 from gateway.parsing import control_character_in
 from gateway.settings import ModelConfig, OptionSpec, Settings
+from gateway.settlement import price
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,7 @@ class Catalog:
         raise InvalidStyle(f"Unknown style {style!r} for {model_id!r}; styles: {values}.", style=style)
 
     def price(self, model_id: str, options: dict[str, Any]) -> int:
-        config = self.model(model_id)
-        pricing = config.pricing
-        if pricing is None:
-            return config.cost
-        seconds = _seconds(options.get(pricing.option, pricing.base_seconds))
-        extra = max(0.0, seconds - pricing.base_seconds)
-        return round(pricing.base + pricing.per_second * extra)
+        return price(self.model(model_id), options)
 
     def public(self, model_id: str, available: bool) -> dict[str, Any]:
         config = self.model(model_id)
@@ -107,13 +101,6 @@ class Catalog:
             "options": {name: spec.model_dump(exclude_none=True) for name, spec in config.options.items()},
             "available": available,
         }
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, int | float):
-        return float(value)
-    match = re.match(r"\s*(\d+(?:\.\d+)?)", str(value))
-    return float(match.group(1)) if match else 0.0
 
 
 def validate_options(model_id: str, specs: dict[str, OptionSpec], given: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from gateway.events import Event, EventBus
 from gateway.files import ResultStore
 from gateway.keycache import KeyCache
 from gateway.metrics import Metrics
-from gateway.registry import Registry
+from gateway.registry import Registry, Upstream
 from gateway.runner import Runner
 from gateway.settings import Settings
+from gateway.settlement import hold, reported
 from gateway.store import jobs as job_store
 from gateway.store.db import Database
 from gateway.store.jobs import Idempotency, Job, NewJob
@@ -76,6 +77,7 @@ async def create_job(
         prepared = route.upstream.adapter.prepare(task)
     except OptionError as exc:
         raise InvalidOption(exc.message, option=exc.option) from exc
+    price, held = submit_price(svc, request.model, request.options, route.upstream)
     new = NewJob(
         key_id=key.id,
         model=request.model,
@@ -85,9 +87,10 @@ async def create_job(
         effective_prompt=prepared.prompt,
         style=request.style,
         options=dict(prepared.options),
-        cost=svc.catalog.price(request.model, request.options),  # always the requested model's price
+        cost=price,
         callback_url=request.callback_url,
         extra_first_event={"served_by": route.model} if route.model != request.model else {},
+        held=held,
     )
     idempotency = Idempotency(idempotency_key, body_hash(body)) if idempotency_key else None
     limit = key.max_concurrent_jobs or svc.settings.default_max_concurrent_jobs
@@ -97,6 +100,7 @@ async def create_job(
         new,
         idempotency=idempotency,
         max_concurrent_jobs=limit,
+        max_queued_jobs=svc.settings.max_queued_jobs_per_key,
         idempotency_ttl_seconds=svc.settings.idempotency_ttl_seconds,
         lease=lease,
         lease_until=lease_until,
@@ -106,6 +110,17 @@ async def create_job(
         await svc.bus.publish(first)
         svc.runner.start(job)
     return job, first
+
+
+def submit_price(
+    svc: Services, model_id: str, options: dict[str, Any], upstream: Upstream | None
+) -> tuple[int, bool]:
+    """What a request is debited at submit, and whether that is a hold settled at completion. Always
+    the requested model's price, whoever serves it; a hold where its upstream reports what it made."""
+    config = svc.catalog.model(model_id)
+    if upstream is not None and (held := hold(config, options, reported(upstream.adapter))) is not None:
+        return held, True
+    return svc.catalog.price(model_id, options), False
 
 
 def _options_for_fallback(catalog: Catalog, model_id: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +146,7 @@ def job_object(svc: Services, job: Job) -> dict[str, Any]:
         "status": job.status,
         "progress": job.progress,
         "cost": job.cost,
+        "hold": job.hold,
         "refunded": job.refunded,
         "url": job.url,
         "urls": job.urls,

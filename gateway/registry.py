@@ -1,4 +1,4 @@
-"""The provider registry: builds the configured adapters and routes a model to one (circuits, fallbacks)."""
+"""The provider registry: builds each provider's accounts and routes a model to a provider (fallbacks)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.capacity import CapacityGate, Gate
+from gateway.accounts import Account, AccountHealth, CallRecord, observing
+from gateway.capacity import Gate
 from gateway.circuit import CircuitBreaker
 from gateway.errors import ProviderUnavailable
-from gateway.settings import Settings
+from gateway.settings import ProviderConfig, Settings
+from gateway.store.shared import AccountCap
 from providers.base import Provider, Sleep, UpstreamObserver
 
 log = logging.getLogger("gateway.registry")
@@ -19,14 +21,49 @@ log = logging.getLogger("gateway.registry")
 
 @dataclass
 class Upstream:
-    """One configured provider with its gate and circuit."""
+    """One configured provider: its accounts (each with its own adapter and circuit) and its gate."""
 
     name: str
-    adapter: Provider
+    accounts: dict[str, Account]
     gate: Gate
-    circuit: CircuitBreaker
     deadline: float
     passthrough: bool
+
+    @property
+    def adapter(self) -> Provider:
+        """The adapter of the first account: for what does not depend on a credential (`prepare`)."""
+        return next(iter(self.accounts.values())).adapter
+
+    def account(self, name: str | None) -> Account | None:
+        """A job's account; a job from before accounts existed (None) ran on the first one."""
+        if name is None:
+            return next(iter(self.accounts.values()))
+        return self.accounts.get(name)
+
+    def open_accounts(self) -> list[AccountCap]:
+        """The accounts that may be given a new job now."""
+        return [account.cap for account in self.accounts.values() if account.usable]
+
+    @property
+    def serving(self) -> bool:
+        return any(account.usable for account in self.accounts.values())
+
+    @property
+    def capacity(self) -> int:
+        return sum(account.limit for account in self.accounts.values() if account.usable)
+
+    @property
+    def state(self) -> str:
+        """`closed` while an account takes jobs, `half_open` while one is on trial, else `open`."""
+        states = {account.state() for account in self.accounts.values()}
+        if "active" in states:
+            return "closed"
+        if states & {"half_open", "probing"}:
+            return "half_open"
+        return "open"
+
+    def retry_after(self) -> int:
+        return min(account.retry_after() for account in self.accounts.values())
 
 
 @dataclass(frozen=True)
@@ -46,39 +83,63 @@ class Registry:
     def __init__(
         self,
         settings: Settings,
+        gate: Callable[[str], Gate],
         *,
         sleep: Sleep | None = None,
         observer: UpstreamObserver | None = None,
-        gate: Callable[[str, int], Gate] | None = None,
     ) -> None:
-        make_gate = gate or (lambda _name, limit: CapacityGate(limit))
         self.settings = settings
         self.upstreams: dict[str, Upstream] = {}
         for name, config in settings.providers.items():
             if not settings.provider_configured(name):
                 log.info("provider %s is not configured (needs %s)", name, ", ".join(config.requires))
                 continue
-            adapter_cls = load_adapter(config.adapter)
-            kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
+            accounts = self._accounts(name, config, sleep, observer)
             self.upstreams[name] = Upstream(
                 name=name,
-                adapter=adapter_cls(settings.provider_settings(name, observer), **kwargs),
-                gate=make_gate(name, config.max_in_flight),
-                circuit=CircuitBreaker(config.circuit_failures, config.circuit_cooldown_seconds),
+                accounts=accounts,
+                gate=gate(name),
                 deadline=config.deadline_seconds,
                 passthrough=config.passthrough,
             )
 
+    def _accounts(
+        self, name: str, config: ProviderConfig, sleep: Sleep | None, observer: UpstreamObserver | None
+    ) -> dict[str, Account]:
+        adapter_cls = load_adapter(config.adapter)
+        kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
+        accounts: dict[str, Account] = {}
+        for account in config.account_list():
+            if not self.settings.account_configured(name, account):
+                log.info(
+                    "%s account %s is not configured (needs %s)", name, account.name, account.credential_env
+                )
+                continue
+            calls = CallRecord()
+            adapter_settings = self.settings.provider_settings(name, observing(calls, observer), account)
+            accounts[account.name] = Account(
+                provider=name,
+                name=account.name,
+                adapter=adapter_cls(adapter_settings, **kwargs),
+                limit=max(1, account.max_in_flight or config.max_in_flight),
+                weight=account.weight,
+                circuit=CircuitBreaker(config.circuit_failures, config.circuit_cooldown_seconds),
+                health=AccountHealth(config.account_probe_seconds, config.account_probe_max_seconds),
+                calls=calls,
+            )
+        return accounts
+
     async def aclose(self) -> None:
         for upstream in self.upstreams.values():
-            await upstream.adapter.aclose()
+            for account in upstream.accounts.values():
+                await account.adapter.aclose()
 
     def upstream(self, provider: str) -> Upstream | None:
         return self.upstreams.get(provider)
 
     def _serving(self, model_id: str) -> Upstream | None:
         upstream = self.upstreams.get(self.settings.models[model_id].provider)
-        return upstream if upstream is not None and upstream.circuit.allows() else None
+        return upstream if upstream is not None and upstream.serving else None
 
     def available(self, model_id: str) -> bool:
         return self._route_or_none(model_id) is not None
@@ -104,18 +165,18 @@ class Registry:
                 f"The provider {provider!r} of model {model_id!r} is not configured on this gateway.",
                 provider=provider,
             )
-        retry_after = upstream.circuit.retry_after()
+        retry_after = upstream.retry_after()
         raise ProviderUnavailable(
-            f"The provider {provider!r} is failing; its circuit is open for about {retry_after} s"
-            " and no fallback model is available.",
+            f"The provider {provider!r} is failing: none of its accounts takes jobs for about"
+            f" {retry_after} s, and no fallback model is available.",
             provider=provider,
             headers={"Retry-After": str(retry_after)},
             retry_after=retry_after,
         )
 
     def states(self) -> dict[str, str]:
-        """Each configured provider's circuit state, and `unconfigured` for the rest."""
+        """Each configured provider's state (as a circuit's), and `unconfigured` for the rest."""
         return {
-            name: (self.upstreams[name].circuit.state if name in self.upstreams else "unconfigured")
+            name: (self.upstreams[name].state if name in self.upstreams else "unconfigured")
             for name in self.settings.providers
         }

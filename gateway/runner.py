@@ -6,20 +6,24 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
+from gateway.accounts import Account
+from gateway.estimates import Estimates
 from gateway.events import Event, EventBus
 from gateway.files import MirrorError, ResultStore
 from gateway.registry import Registry, Upstream
 from gateway.settings import Settings
+from gateway.settlement import settlement
 from gateway.store import jobs as job_store
 from gateway.store import leases
 from gateway.store.db import Database, iso
-from gateway.store.jobs import Job, Lease, NotChanged
+from gateway.store.jobs import Job, Lease, NotChanged, Settlement
 from providers.base import (
     Failed,
     MalformedUpstream,
@@ -71,6 +75,7 @@ class Runner:
         self._tg: TaskGroup | None = None
         self._drivers: dict[str, tuple[anyio.CancelScope, int]] = {}
         self._clock_offset = 0.0  # the database's clock minus this host's, refreshed at each renewal
+        self.estimates = Estimates(db, settings)
         bus.on_remote_terminal(self.stop_local)
 
     def attach(self, task_group: TaskGroup) -> None:
@@ -154,9 +159,10 @@ class Runner:
         """Stop following a job (it was cancelled) and ask its upstream to stop; True if upstream did."""
         self.stop_local(job.id)
         upstream = self.registry.upstream(job.provider)
-        if upstream is None or not job.upstream_id:
+        account = upstream.account(job.account) if upstream is not None else None
+        if account is None or not job.upstream_id:
             return False
-        return await self._cancel_upstream(upstream, job.upstream_id)
+        return await self._cancel_upstream(account, job.upstream_id)
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -210,22 +216,58 @@ class Runner:
             upstream_id=job.upstream_id,
         )
         upstream_ids: list[str] = [job.upstream_id] if job.upstream_id else []
-        outcome: Succeeded | Failed
         started = time.monotonic()
 
         async def on_position(position: int) -> None:
-            event = {"status": "Queued", "job_id": job.id, "position": position}
+            event: dict[str, Any] = {"status": "Queued", "job_id": job.id, "position": position}
+            eta = await self.estimates.eta(job.served_model, position, upstream.capacity)
+            if eta is not None:
+                event["eta_seconds"] = eta
             await self._record(job, {}, event)
 
+        outcome: Succeeded | Failed | None = None
+        # An account that refuses the credential before the upstream took the job is taken out of
+        # rotation, and the job goes back to the queue for another account: at most once per account.
+        for _ in range(len(upstream.accounts) + 1):
+            outcome = await self._attempt(job, upstream, task, upstream_ids, on_position)
+            if outcome is not None:
+                break
+        if outcome is None:
+            outcome = Failed("Every account of the provider refused the job.", "provider_unavailable")
+        if isinstance(outcome, Succeeded):
+            await self._complete(job, upstream, outcome)
+        else:
+            await self._fail(job, outcome.message, outcome.code)
+        log.info("job %s finished in %.1fs: %s", job.id, time.monotonic() - started, type(outcome).__name__)
+
+    async def _attempt(
+        self,
+        job: Job,
+        upstream: Upstream,
+        task: Task,
+        upstream_ids: list[str],
+        on_position: Callable[[int], Awaitable[None]],
+    ) -> Succeeded | Failed | None:
+        """One account's go at the job: its outcome, or None when the account refused the credential
+        before the upstream took the job (it is out of rotation; the job waits for another)."""
+        account: Account | None = None
+        outcome: Succeeded | Failed
         try:
-            async with upstream.gate.slot(job, on_position):
+            async with upstream.gate.slot(job, upstream.open_accounts, on_position) as name:
+                account = upstream.account(name)
+                if account is None:
+                    return Failed(
+                        "The job's upstream account is no longer configured.", "provider_unavailable"
+                    )
+                job = replace(job, account=account.name)
                 with anyio.fail_after(upstream.deadline):
-                    outcome = await self._follow(job, upstream, task, upstream_ids)
+                    outcome = await self._follow(job, account, task, upstream_ids)
         except (NotChanged, DriverStopped):
             raise
         except TimeoutError:
+            assert account is not None  # the deadline runs only while the job holds an account's slot
             await self._record(job, {}, None)  # still this replica's job? (else NotChanged: cancel nothing)
-            cancelled = bool(upstream_ids) and await self._cancel_upstream(upstream, upstream_ids[-1])
+            cancelled = bool(upstream_ids) and await self._cancel_upstream(account, upstream_ids[-1])
             outcome = Failed(
                 f"The provider did not finish within {upstream.deadline:g} s; the upstream task was "
                 + ("cancelled." if cancelled else "not cancelled (the provider could not or would not)."),
@@ -235,27 +277,32 @@ class Runner:
             log.warning("job %s: %s", job.id, exc.message)
             outcome = Failed(exc.message, "upstream_malformed")
         except UpstreamError as exc:
+            if exc.account_refused and account is not None:
+                account.disable(exc.account_refused)
+                if not upstream_ids:
+                    await upstream.gate.give_back(job)
+                    return None
             outcome = Failed(exc.message, "upstream_unavailable" if exc.retryable else "upstream_error")
         except Exception:
             log.exception("job %s: the adapter failed unexpectedly", job.id)
             outcome = Failed("The gateway could not follow the upstream task.", "internal_error")
-        if isinstance(outcome, Succeeded):
-            upstream.circuit.record_success()
-            await self._complete(job, upstream, outcome)
-        else:
-            if outcome.code in ("upstream_unavailable", "timeout", "internal_error", "upstream_malformed"):
-                upstream.circuit.record_failure()
+        if account is not None:
+            if isinstance(outcome, Succeeded):
+                account.answered()
+                account.circuit.record_success()
+            elif outcome.code in ("upstream_unavailable", "timeout", "internal_error", "upstream_malformed"):
+                account.circuit.record_failure()
             else:
-                upstream.circuit.record_success()  # the upstream answered: it is up, the job was refused
-            await self._fail(job, outcome.message, outcome.code)
-        log.info("job %s finished in %.1fs: %s", job.id, time.monotonic() - started, type(outcome).__name__)
+                account.circuit.record_success()  # the upstream answered: it is up, the job was refused
+        return outcome
 
     async def _follow(
-        self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
+        self, job: Job, account: Account, task: Task, upstream_ids: list[str]
     ) -> Succeeded | Failed:
-        async with aclosing(upstream.adapter.run(task)) as updates:
+        async with aclosing(account.adapter.run(task)) as updates:
             async for update in updates:
                 if isinstance(update, Submitted):
+                    account.answered()
                     upstream_ids.append(update.upstream_id)
                     try:
                         await self._record(
@@ -264,7 +311,7 @@ class Runner:
                     except NotChanged:
                         # Cancelled while submitting, or taken over by a replica that cannot know this
                         # task: nobody else will ever cancel it, so this driver does.
-                        await self._cancel_upstream(upstream, update.upstream_id)
+                        await self._cancel_upstream(account, update.upstream_id)
                         raise
                 elif isinstance(update, Queued):
                     event: dict[str, Any] = {"status": "Queued", "job_id": job.id}
@@ -293,6 +340,7 @@ class Runner:
                 await self._fail(job, f"The result could not be stored: {exc}.", "result_unavailable")
                 return
         expires_at = iso(datetime.fromtimestamp(expires, UTC))
+        settle = settlement(self.settings, job, result.produced)
         event = {
             "status": "Completed",
             "job_id": job.id,
@@ -300,6 +348,7 @@ class Runner:
             "urls": urls,
             "content_type": content_type,
             "expires_at": expires_at,
+            "cost": settle.cost if settle is not None else job.cost,
         }
         changes = {
             "progress": 100,
@@ -308,19 +357,28 @@ class Runner:
             "content_type": content_type,
             "expires_at": expires_at,
         }
-        await self._finish(job, "completed", changes, event, refund=False)
+        await self._finish(job, "completed", changes, event, refund=False, settle=settle)
 
     async def _fail(self, job: Job, message: str, code: str) -> None:
         event = {"status": "Error", "job_id": job.id, "message": message, "code": code, "refunded": True}
         await self._finish(job, "failed", {"error": message, "error_code": code}, event, refund=True)
 
     async def _finish(
-        self, job: Job, status: str, changes: dict[str, Any], event: dict[str, Any], *, refund: bool
+        self,
+        job: Job,
+        status: str,
+        changes: dict[str, Any],
+        event: dict[str, Any],
+        *,
+        refund: bool,
+        settle: Settlement | None = None,
     ) -> None:
         with anyio.CancelScope(shield=True):
             finished = await job_store.finish(
-                self.db, job.id, status, changes, event, refund=refund, lease=job.lease
+                self.db, job.id, status, changes, event, refund=refund, lease=job.lease, settle=settle
             )
+            if (upstream := self.registry.upstream(job.provider)) is not None:
+                upstream.gate.freed()  # its slot, if it held one, is free now
             if finished is not None:  # shielded too: a renewal that sees the job finished stops this driver
                 await self._publish(finished.event)
                 await self.notify_finished(finished.job)
@@ -333,10 +391,16 @@ class Runner:
             except Exception:
                 log.exception("job %s: an on-finished hook failed", finished.id)
 
-    async def _cancel_upstream(self, upstream: Upstream, upstream_id: str) -> bool:
+    async def _cancel_upstream(self, account: Account, upstream_id: str) -> bool:
         with anyio.move_on_after(15, shield=True):
             try:
-                return await upstream.adapter.cancel(upstream_id)
+                return await account.adapter.cancel(upstream_id)
             except UpstreamError as exc:
-                log.warning("cancel of %s task %s failed: %s", upstream.name, upstream_id, exc.message)
+                log.warning(
+                    "cancel of %s task %s (account %s) failed: %s",
+                    account.provider,
+                    upstream_id,
+                    account.name,
+                    exc.message,
+                )
         return False

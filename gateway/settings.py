@@ -66,6 +66,21 @@ class ModelConfig(BaseModel):
     """Passed to the adapter as `Task.params` (upstream model name, endpoint path …)."""
 
 
+class AccountConfig(BaseModel):
+    """One upstream account of a provider: its own credential, and optionally its own host and cap."""
+
+    name: str = Field(min_length=1, max_length=64)
+    credential_env: str | None = None
+    base_url: str | None = None
+    max_in_flight: int | None = Field(default=None, ge=1)
+    """Defaults to the provider's `max_in_flight`."""
+    weight: float = Field(default=1.0, gt=0)
+    """Jobs go to the account with the fewest in flight per unit of weight."""
+
+
+DEFAULT_ACCOUNT = "default"
+
+
 class ProviderConfig(BaseModel):
     adapter: str
     """`module:Class` of the adapter; adding a provider is one module plus this line."""
@@ -85,6 +100,26 @@ class ProviderConfig(BaseModel):
     circuit_failures: int = 5
     circuit_cooldown_seconds: float = 60.0
     extra: dict[str, Any] = {}
+    accounts: list[AccountConfig] = []
+    """Several upstream accounts; none: one account (`default`) made from the settings above."""
+    account_probe_seconds: float = Field(default=30.0, gt=0)
+    """A disabled account is tried again after this long, then after twice as long each time (up to
+    `account_probe_max_seconds`)."""
+    account_probe_max_seconds: float = Field(default=900.0, gt=0)
+
+    @field_validator("accounts", mode="after")
+    @classmethod
+    def _unique_account_names(cls, accounts: list[AccountConfig]) -> list[AccountConfig]:
+        names = [account.name for account in accounts]
+        if len(set(names)) != len(names):
+            raise ValueError("account names must be unique within a provider")
+        return accounts
+
+    def account_list(self) -> list[AccountConfig]:
+        """The accounts as configured, or the single account today's settings describe."""
+        if self.accounts:
+            return self.accounts
+        return [AccountConfig(name=DEFAULT_ACCOUNT, credential_env=self.credential_env)]
 
     @field_validator("extra", mode="after")
     @classmethod
@@ -140,6 +175,8 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 2.0
     default_rate_limit_per_minute: int = 60
     default_max_concurrent_jobs: int = 10
+    max_queued_jobs_per_key: int = Field(default=100, ge=1)
+    """Jobs of one key waiting for an upstream slot; one more is refused with 429 too_many_jobs."""
     simulator: SimulatorConfig = SimulatorConfig()
     providers: dict[str, ProviderConfig] = {}
     models: dict[str, ModelConfig] = {}
@@ -185,16 +222,34 @@ class Settings(BaseSettings):
     def provider_configured(self, name: str) -> bool:
         if self.demo:
             return True
-        return all(os.environ.get(var) for var in self.providers[name].requires)
-
-    def provider_settings(self, name: str, observer: UpstreamObserver | None = None) -> ProviderSettings:
         cfg = self.providers[name]
+        if cfg.accounts:  # each account brings its own credential: one that has it is enough
+            return any(self.account_configured(name, account) for account in cfg.accounts)
+        return all(os.environ.get(var) for var in cfg.requires)
+
+    def account_configured(self, name: str, account: AccountConfig) -> bool:
+        """An account whose credential variable is named must have it set (demo mode fills it in)."""
+        if self.demo or not self.providers[name].accounts:
+            return True
+        return not account.credential_env or bool(os.environ.get(account.credential_env))
+
+    def provider_settings(
+        self,
+        name: str,
+        observer: UpstreamObserver | None = None,
+        account: AccountConfig | None = None,
+    ) -> ProviderSettings:
+        """The settings an adapter is built with: the provider's, with one account's credential and host."""
+        cfg = self.providers[name]
+        account = account or cfg.account_list()[0]
         base_url = cfg.base_url
         if cfg.base_url_env and os.environ.get(cfg.base_url_env):
             base_url = os.environ[cfg.base_url_env]
-        api_key = os.environ.get(cfg.credential_env) if cfg.credential_env else None
+        if account.base_url and not self.demo:  # demo mode points every account at the simulator
+            base_url = account.base_url
+        api_key = os.environ.get(account.credential_env) if account.credential_env else None
         if self.demo and not api_key:
-            api_key = "demo-key"  # the simulator checks that a credential is sent, not which
+            api_key = "demo-key"  # the simulator checks that a credential is sent (refusing `invalid`)
         return ProviderSettings(
             name=name,
             base_url=base_url,

@@ -97,6 +97,8 @@ class Progress:
 class Succeeded:
     urls: list[str]
     content_type: str | None = None
+    produced: Mapping[str, float] = field(default_factory=dict)
+    """What the upstream reports it made, by the pricing option it settles (e.g. `duration` seconds)."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,20 @@ Update = Submitted | Queued | Progress | Succeeded | Failed
 class UpstreamError(Exception):
     """A call to the upstream that gave no usable answer; `retryable` says if trying again may help."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        account_refused: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.status = status
+        self.account_refused = account_refused
+        """Set when the answer is the provider's answer to a bad, banned or exhausted credential: why."""
 
 
 class MalformedUpstream(UpstreamError):
@@ -197,6 +208,27 @@ def upstream_message(response: httpx.Response, limit: int = 300) -> str:
     return f"upstream answered {response.status_code}: {message[:limit]}"
 
 
+# Words in an upstream error that mean the account ran out of credit or quota, not that the request was bad.
+_EXHAUSTED = ("quota", "credit", "balance", "billing", "exhausted", "insufficient funds")
+
+
+def account_refusal(response: httpx.Response) -> str | None:
+    """Why the answer says the credential itself is refused, or None: 401 and 403 (bad or banned key),
+    402, and a 400/429 whose message speaks of exhausted credit or quota."""
+    status = response.status_code
+    if status == 401:
+        return f"credential refused: {upstream_message(response)}"
+    if status == 403:
+        return f"account forbidden: {upstream_message(response)}"
+    if status == 402:
+        return f"out of credit: {upstream_message(response)}"
+    if status in (400, 429):
+        message = upstream_message(response)
+        if any(word in message.lower() for word in _EXHAUSTED):
+            return f"out of credit or quota: {message}"
+    return None
+
+
 def backoff_delay(attempt: int, policy: RetryPolicy) -> float:
     """Exponential backoff with full jitter (attempt counts from 1)."""
     ceiling = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
@@ -255,6 +287,13 @@ class UpstreamClient:
             self._observe(method, response.status_code, started)
             if response.status_code in allow:
                 return response
+            if refused := account_refusal(response):  # retrying the same credential cannot help
+                raise UpstreamError(
+                    upstream_message(response),
+                    retryable=False,
+                    status=response.status_code,
+                    account_refused=refused,
+                )
             if response.status_code == 429 or response.status_code >= 500:
                 if last:
                     raise UpstreamError(

@@ -78,6 +78,10 @@ class Created(BaseModel):
     id: str
 
 
+class Cost(BaseModel):
+    credits: float
+
+
 class RunwayTask(BaseModel):
     id: str
     status: Literal["PENDING", "THROTTLED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
@@ -85,6 +89,7 @@ class RunwayTask(BaseModel):
     output: list[str] | None = None
     failure: str | None = None
     failure_code: str | None = Field(default=None, alias="failureCode")
+    cost: Cost | None = None
 
 
 def _finished(response: httpx.Response) -> bool:
@@ -113,6 +118,9 @@ def _check(model: str, rules: ModelRules, options: dict[str, Any], with_image: b
 
 class RunwayProvider:
     name = "run"
+    reports = frozenset({"duration"})
+    """Seconds of video made: a finished task's `cost.credits` over the model's `credits_per_second`
+    (config: the model's `upstream` table); without that rate, nothing is reported."""
 
     def __init__(self, settings: ProviderSettings, *, sleep: Sleep | None = None) -> None:
         headers = {"X-Runway-Version": API_VERSION}
@@ -157,7 +165,7 @@ class RunwayProvider:
         while True:
             upstream = await self.client.get_json(f"/tasks/{task_id}", RunwayTask)
             if upstream.status in TERMINAL:
-                yield self._outcome(upstream)
+                yield self._outcome(upstream, task)
                 return
             if upstream.status == "RUNNING":
                 percent = (
@@ -170,11 +178,19 @@ class RunwayProvider:
                 yield update
             await poll_pause(self.client)
 
-    def _outcome(self, upstream: RunwayTask) -> Succeeded | Failed:
+    def _outcome(self, upstream: RunwayTask, task: Task) -> Succeeded | Failed:
         if upstream.status == "SUCCEEDED":
             if not upstream.output:
                 return Failed("Runway reported success without an output URL.", "upstream_malformed")
-            return Succeeded(list(upstream.output), guess_content_type(upstream.output[0], "video/mp4"))
+            rate = task.params.get("credits_per_second")
+            produced = (
+                {"duration": upstream.cost.credits / float(rate)}
+                if upstream.cost is not None and isinstance(rate, int | float) and rate > 0
+                else {}
+            )
+            return Succeeded(
+                list(upstream.output), guess_content_type(upstream.output[0], "video/mp4"), produced
+            )
         if upstream.status == "CANCELLED":
             return Failed("cancelled upstream")
         failure = upstream.failure or "Runway reported the task failed, without a reason."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import anyio
@@ -19,8 +20,13 @@ from providers.base import (
     UpstreamError,
 )
 
-# Tests hold a job mid-flight by putting "hold" in the prompt and releasing this event.
+# Tests hold a job mid-flight by putting "hold" in the prompt and releasing this event, or
+# "gate:<name>" and releasing that name.
 RELEASE: dict[str, anyio.Event] = {}
+REFUSED: set[str] = set()
+"""Credentials the scripted upstream refuses as a bad key (401) — until a test takes them out."""
+CALLS: list[tuple[str, str | None, str]] = []
+"""Every call to a scripted upstream: (what, the credential it carried, the job or upstream id)."""
 
 
 def release(name: str = "default") -> None:
@@ -28,9 +34,11 @@ def release(name: str = "default") -> None:
 
 
 class ScriptedProvider:
-    """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release()."""
+    """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release();
+    `gate:<name>` → waits for release(name); `made:<seconds>` → reports that many seconds produced."""
 
     name = "scripted"
+    reports = frozenset({"duration"})
 
     def __init__(self, settings: ProviderSettings, *, sleep: Sleep | None = None) -> None:
         self.settings = settings
@@ -39,7 +47,18 @@ class ScriptedProvider:
     def prepare(self, task: Task) -> Task:
         return task
 
+    def _call(self, what: str, subject: str) -> None:
+        CALLS.append((what, self.settings.api_key, subject))
+        if self.settings.api_key in REFUSED:
+            raise UpstreamError(
+                "upstream answered 401: invalid API key",
+                retryable=False,
+                status=401,
+                account_refused="credential refused: upstream answered 401: invalid API key",
+            )
+
     async def run(self, task: Task) -> AsyncIterator[Update]:
+        self._call("poll" if task.upstream_id else "submit", task.upstream_id or task.job_id)
         if "unavailable" in task.prompt:
             raise UpstreamError("upstream answered 503: overloaded", retryable=True, status=503)
         yield Submitted(f"up-{task.job_id}")
@@ -47,13 +66,18 @@ class ScriptedProvider:
         yield Progress(25, "dreaming")
         if "hold" in task.prompt:
             await RELEASE.setdefault("default", anyio.Event()).wait()
+        if gate := re.search(r"gate:(\S+)", task.prompt):
+            await RELEASE.setdefault(gate.group(1), anyio.Event()).wait()
         yield Progress(75)
         if "fail" in task.prompt:
             yield Failed("the upstream refused: content policy")
             return
-        yield Succeeded([f"https://cdn.example/{task.job_id}.wav"], "audio/wav")
+        made = re.search(r"made:(\d+(?:\.\d+)?)", task.prompt)
+        produced = {"duration": float(made.group(1))} if made else {}
+        yield Succeeded([f"https://cdn.example/{task.job_id}.wav"], "audio/wav", produced)
 
     async def cancel(self, upstream_id: str) -> bool:
+        self._call("cancel", upstream_id)
         self.cancelled.append(upstream_id)
         return True
 

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import ModelNotAllowed
-from gateway.jobs import create_job, job_object
+from gateway.jobs import create_job, job_object, submit_price
 from gateway.routes.common import authenticate, read_json, services
 from gateway.store import ledger
 from gateway.streams import sse_response
@@ -45,12 +45,14 @@ async def quote(request: Request) -> Response:
     generation = svc.catalog.validate(body)
     if key.models is not None and generation.model not in key.models:
         raise ModelNotAllowed(f"This key may not use model {generation.model!r}.", model=generation.model)
-    cost = svc.catalog.price(generation.model, generation.options)
+    provider = svc.settings.models[generation.model].provider
+    cost, held = submit_price(svc, generation.model, generation.options, svc.registry.upstream(provider))
     balance = await ledger.balance(svc.db, key.id)
     return JSONResponse(
         {
             "model": generation.model,
             "cost": cost,
+            "hold": held,
             "balance": balance,
             "sufficient": balance >= cost,
             "available": svc.registry.available(generation.model),

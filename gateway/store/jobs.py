@@ -11,7 +11,7 @@ from typing import Any
 from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
 from gateway.events import Event
 from gateway.store import events
-from gateway.store.db import Database, Row, Tx, iso, now
+from gateway.store.db import Database, Row, Tx, iso, now, parse_iso
 from gateway.store.ledger import append_entry
 
 UNFINISHED = ("queued", "processing")
@@ -37,6 +37,8 @@ class JobRequest:
 @dataclass(frozen=True)
 class NewJob(JobRequest):
     extra_first_event: dict[str, Any] = field(default_factory=dict)
+    held: bool = False
+    """`cost` is a hold (the most the request can cost), settled to what the upstream produced."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +62,11 @@ class Job(JobRequest):
     expires_at: str | None
     owner: str | None = None
     epoch: int = 0
+    account: str | None = None
+    """The upstream account that holds (or held) the job's slot: every call for the job uses it."""
+    hold: int | None = None
+    """The amount debited at submit when the price settles at completion; None when it stands."""
+    started_at: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -85,6 +92,14 @@ class Finished:
 
     event: Event
     job: Job
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The price of what the upstream produced (at most the hold), and the ledger row's note."""
+
+    cost: int
+    note: str
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,9 @@ def row_to_job(row: Row) -> Job:
         expires_at=row["expires_at"],
         owner=row["owner"],
         epoch=row["epoch"],
+        account=row["account"],
+        hold=None if row["hold"] is None else int(row["hold"]),
+        started_at=row["started_at"],
     )
 
 
@@ -141,6 +159,7 @@ async def create(
     *,
     idempotency: Idempotency | None = None,
     max_concurrent_jobs: int | None = None,
+    max_queued_jobs: int | None = None,
     idempotency_ttl_seconds: int = 24 * 3600,
     lease: Lease | None = None,
     lease_until: float = 0,
@@ -176,7 +195,9 @@ async def create(
         row = await tx.one(
             "INSERT INTO jobs (id, key_id, model, served_model, provider, prompt, effective_prompt, style,"
             " options, callback_url, status, cost, created_at, updated_at, owner, epoch, lease_until,"
-            " last_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1) RETURNING *",
+            " last_event_id, hold, queue_round)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1, ?, " + _NEXT_ROUND + ")"
+            " RETURNING *",
             (
                 job_id,
                 new.key_id,
@@ -194,18 +215,30 @@ async def create(
                 lease.owner if lease else None,
                 lease.epoch if lease else 0,
                 lease_until,
+                new.cost if new.held else None,
+                new.key_id,
+                new.provider,
+                new.provider,
             ),
         )
         assert row is not None
         balance = await append_entry(tx, new.key_id, -new.cost, "debit", job_id=job_id)
-        if max_concurrent_jobs is not None:
-            running = await tx.one(
-                "SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
+        if max_concurrent_jobs is not None or max_queued_jobs is not None:
+            counts = await tx.one(
+                "SELECT COUNT(*) AS running, COALESCE(SUM(CASE WHEN has_slot = 0 THEN 1 ELSE 0 END), 0)"
+                " AS waiting FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
                 (new.key_id,),
             )
-            if running is not None and int(running[0]) > max_concurrent_jobs:  # this job included
+            assert counts is not None  # this job included in both
+            if max_concurrent_jobs is not None and int(counts["running"]) > max_concurrent_jobs:
                 raise TooManyJobs(
                     f"This key already has {max_concurrent_jobs} jobs running; wait for one to finish.",
+                    retry_after=5,
+                )
+            if max_queued_jobs is not None and int(counts["waiting"]) > max_queued_jobs:
+                raise TooManyJobs(
+                    f"This key already has {max_queued_jobs} jobs waiting for an upstream slot;"
+                    " wait for some to start.",
                     retry_after=5,
                 )
         if balance is None:
@@ -234,6 +267,17 @@ async def create(
         return row_to_job(row), first  # as inserted: nothing in it changed since
 
     return await db.write(work)
+
+
+# A new job's round in its provider's queue: one past its key's last unfinished job there, and never
+# behind the head of the queue (so a key that was idle joins the current round, not an old one).
+_NEXT_ROUND = (
+    "(SELECT CASE WHEN mine > head THEN mine ELSE head END FROM (SELECT"
+    " COALESCE((SELECT MAX(queue_round) + 1 FROM jobs WHERE key_id = ? AND provider = ?"
+    " AND status IN ('queued', 'processing')), 0) AS mine,"
+    " COALESCE((SELECT MIN(queue_round) FROM jobs WHERE provider = ? AND has_slot = 0"
+    " AND status IN ('queued', 'processing')), 0) AS head) AS rounds)"
+)
 
 
 def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -298,6 +342,7 @@ async def finish(
     *,
     refund: bool,
     lease: Lease | None = None,
+    settle: Settlement | None = None,
 ) -> Finished | None:
     """Move an unfinished job to a terminal status with its terminal event, refunding when asked;
     the event and the job as it now stands.
@@ -305,11 +350,16 @@ async def finish(
     Exactly one caller wins: the runner finishing and a user cancelling race on the status guard,
     and the ledger's unique index allows one refund per job whatever the code does. None for the
     losers (and for a driver whose lease another replica took).
+
+    With `settle` (a completed job debited a hold), the job's cost becomes the settled price (never
+    more than the hold) and the rest of the hold goes back as the job's one `settle` ledger row.
     """
     stamp = iso(now())
     changes = {**changes, "status": status, "updated_at": stamp, "completed_at": stamp}
     if refund:
         changes["refunded"] = 1
+    if settle is not None:
+        changes["cost"] = settle.cost
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
 
@@ -322,6 +372,11 @@ async def finish(
             return None
         if refund and row["cost"]:
             await append_entry(tx, row["key_id"], int(row["cost"]), "refund", job_id=job_id)
+        if settle is not None:
+            returned = int(row["hold"]) - settle.cost
+            if returned < 0:
+                raise ValueError(f"job {job_id}: a settled price above the hold")
+            await append_entry(tx, row["key_id"], returned, "settle", job_id=job_id, note=settle.note)
         # read back in the same statement: the finish hooks need no further read
         finished = row_to_job(row)
         return Finished(await events.store(tx, job_id, finished.last_event_id, event), finished)
@@ -380,3 +435,18 @@ async def mark_results_deleted(db: Database, job_id: str) -> None:
         await tx.execute("UPDATE jobs SET files_deleted = 1 WHERE id = ?", (job_id,))
 
     await db.write(work)
+
+
+async def recent_durations(db: Database, model: str, limit: int = 20) -> list[float]:
+    """Seconds from upstream slot to completion of the model's latest completed jobs, newest first."""
+    rows = await db.fetchall(
+        "SELECT started_at, completed_at FROM jobs WHERE served_model = ? AND status = 'completed'"
+        " AND started_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
+        (model, limit),
+    )
+    durations = []
+    for row in rows:
+        started, completed = parse_iso(row["started_at"]), parse_iso(row["completed_at"])
+        if started is not None and completed is not None:
+            durations.append(max(0.0, (completed - started).total_seconds()))
+    return durations

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from gateway.errors import InvalidRequest, NotFound
 from gateway.store.db import Database, Tx, iso, now
 
-Reason = Literal["debit", "refund", "credit", "adjust"]
+Reason = Literal["debit", "refund", "credit", "adjust", "settle"]
 
 # Credits stop here: every JSON client (JavaScript included) holds it exactly, far from BIGINT's end.
 MAX_BALANCE = 2**53 - 1

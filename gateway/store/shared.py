@@ -2,48 +2,113 @@
 
 from __future__ import annotations
 
-from gateway.store.db import Database, Tx
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.store.db import Database, Tx, iso, now
 
 
-async def take_slot(db: Database, job_id: str, epoch: int, provider: str, limit: int) -> int:
-    """Give the job one of its provider's `limit` in-flight slots: 0 when it holds one, else its place.
+@dataclass(frozen=True)
+class AccountCap:
+    """An upstream account a job may be given: its cap on jobs in flight and its share of the load."""
 
-    Slots are a flag on the job itself, so a finished job frees its slot with no further write, and a
-    job taken over by another replica keeps the slot its upstream task is using. Places are first
-    come, first served across all replicas.
+    name: str
+    limit: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Place:
+    """0 and the account when the job holds a slot on it; else its place in its provider's queue."""
+
+    position: int
+    account: str | None = None
+
+
+async def take_slot(
+    db: Database, job_id: str, epoch: int, provider: str, accounts: Sequence[AccountCap]
+) -> Place:
+    """Give the job a slot on the least-loaded of `accounts` (in flight per unit of weight) that is
+    under its cap, or tell it its place in the queue.
+
+    Slots are a flag on the job itself (with the account it holds), so a finished job frees its slot
+    with no further write, and a job taken over by another replica keeps the account its upstream task
+    lives on. The queue is fair across keys: a job's round, fixed when it was created, is one past its
+    key's previous unfinished job, and never behind the queue's head; places go by round, then age.
     """
 
-    async def work(tx: Tx) -> int:
+    async def work(tx: Tx) -> Place:
         # One provider's takers take turns (the upsert holds the lock row until commit on PostgreSQL).
         await tx.execute(
             "INSERT INTO singletons (name, owner, until) VALUES (?, '', 0)"
             " ON CONFLICT (name) DO UPDATE SET until = singletons.until",
             (f"slots:{provider}",),
         )
-        # The job, the slots in use and the jobs waiting ahead of it, in one statement: this runs under
-        # the provider's lock, so every round trip here is one every other taker waits for.
         job = await tx.one(
-            "SELECT j.has_slot,"
-            " (SELECT COUNT(*) FROM jobs f WHERE f.provider = ? AND f.has_slot = 1"
-            " AND f.status IN ('queued', 'processing')) AS in_flight,"
+            "SELECT j.has_slot, j.account,"
             " (SELECT COUNT(*) FROM jobs w WHERE w.provider = ? AND w.has_slot = 0"
-            " AND w.status IN ('queued', 'processing') AND (w.created_at, w.rowid) < (j.created_at, j.rowid))"
-            " AS ahead FROM jobs j WHERE j.id = ?",
-            (provider, provider, job_id),
+            " AND w.status IN ('queued', 'processing')"
+            " AND (w.queue_round, w.created_at, w.rowid) < (j.queue_round, j.created_at, j.rowid)) AS ahead"
+            " FROM jobs j WHERE j.id = ?",
+            (provider, job_id),
         )
         if job is None or job["has_slot"]:
-            return 0
+            return Place(0, job["account"] if job is not None else None)
+        loads = await _loads_in(tx, provider)
+        free = [a for a in accounts if loads.get(a.name, 0) < a.limit]
         place = int(job["ahead"]) + 1
-        free = limit - int(job["in_flight"])
-        if place > free:
-            return place - max(free, 0)
+        room = sum(a.limit - loads.get(a.name, 0) for a in free)
+        if place > room:
+            return Place(place - room)
+        chosen = min(free, key=lambda a: (loads.get(a.name, 0) / a.weight, -a.weight, a.name))
         taken = await tx.execute(
-            "UPDATE jobs SET has_slot = 1 WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
-            (job_id, epoch),
+            "UPDATE jobs SET has_slot = 1, account = ?, started_at = ?"
+            " WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
+            (chosen.name, iso(now()), job_id, epoch),
         )
-        return 0 if taken else place
+        return Place(0, chosen.name) if taken else Place(place)
 
     return await db.write(work)
+
+
+async def _loads_in(tx: Tx, provider: str) -> dict[str | None, int]:
+    rows = await tx.all(
+        "SELECT account, COUNT(*) AS n FROM jobs WHERE provider = ? AND has_slot = 1"
+        " AND status IN ('queued', 'processing') GROUP BY account",
+        (provider,),
+    )
+    return {row["account"]: int(row["n"]) for row in rows}
+
+
+async def give_back_slot(db: Database, job_id: str, epoch: int) -> None:
+    """The job's account refused it before the upstream took it: it waits for another account."""
+
+    async def work(tx: Tx) -> None:
+        await tx.execute(
+            "UPDATE jobs SET has_slot = 0, account = NULL, started_at = NULL"
+            " WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
+            (job_id, epoch),
+        )
+
+    await db.write(work)
+
+
+@dataclass(frozen=True)
+class Load:
+    """A provider's jobs in flight per account, and how many wait for a slot (all replicas)."""
+
+    in_flight: dict[str | None, int]
+    queued: int
+
+
+async def provider_load(db: Database, provider: str) -> Load:
+    rows = await db.fetchall(
+        "SELECT account, has_slot, COUNT(*) AS n FROM jobs WHERE provider = ?"
+        " AND status IN ('queued', 'processing') GROUP BY account, has_slot",
+        (provider,),
+    )
+    in_flight = {row["account"]: int(row["n"]) for row in rows if row["has_slot"]}
+    return Load(in_flight, sum(int(row["n"]) for row in rows if not row["has_slot"]))
 
 
 async def count_request(db: Database, key_id: str, window_start: int) -> int:

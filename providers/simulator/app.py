@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,6 +29,7 @@ PREFIXES = {
     "local": "/comfyui",
 }
 """Each provider's base URL in demo mode is the simulator's URL plus its prefix."""
+RECORDED_CALLS = 10_000
 
 
 class OpenStore:
@@ -43,19 +45,42 @@ class OpenStore:
         await self.app(scope, receive, send)
 
 
+class RecordCredentials:
+    """Remembers which credential each upstream call carried (`GET /calls`): how tests see that every
+    call for a job used the account that created it."""
+
+    def __init__(self, app: ASGIApp, calls: deque[dict[str, str | None]]) -> None:
+        self.app = app
+        self.calls = calls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/calls":
+            connection = HTTPConnection(scope)
+            _, _, credential = connection.headers.get("authorization", "").partition(" ")
+            self.calls.append(
+                {"method": scope["method"], "path": scope["path"], "credential": credential.strip() or None}
+            )
+        await self.app(scope, receive, send)
+
+
 def build_app(
     speed: float = 1.0, state_dir: Path | None = None, *, now: Callable[[], float] = time.time
 ) -> Starlette:
     """The simulator; `speed` divides every upstream's timings, `state_dir` keeps state across restarts."""
     sim = Simulator(Clock(speed, now), Store(state_dir))
+    calls: deque[dict[str, str | None]] = deque(maxlen=RECORDED_CALLS)
 
     async def index(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
         return JSONResponse({"speed": speed, "providers": {name: base + p for name, p in PREFIXES.items()}})
 
+    async def recorded_calls(request: Request) -> Response:
+        return JSONResponse({"calls": list(calls)})
+
     return Starlette(
         routes=[
             Route("/", index),
+            Route("/calls", recorded_calls),
             Mount(PREFIXES["suno"], routes=suno.routes(sim)),
             Mount(PREFIXES["luma"], routes=luma.routes(sim)),
             Mount(PREFIXES["pika"], routes=fal.routes(sim)),
@@ -63,7 +88,7 @@ def build_app(
             Mount(PREFIXES["local"], routes=comfyui.routes(sim)),
             Mount("/media", routes=media.routes()),
         ],
-        middleware=[Middleware(OpenStore, store=sim.store)],
+        middleware=[Middleware(OpenStore, store=sim.store), Middleware(RecordCredentials, calls=calls)],
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -16,9 +17,10 @@ import pytest
 from gateway.errors import InsufficientTokens, TooManyJobs
 from gateway.store import jobs, keys, leases, ledger, shared
 from gateway.store.db import Database, Tx
-from gateway.store.jobs import Lease, NewJob, NotChanged
+from gateway.store.jobs import Lease, NewJob, NotChanged, Settlement
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.schema import MIGRATIONS
+from gateway.store.shared import AccountCap, Place
 from gateway.store.sqlite import SqliteDatabase
 
 pytestmark = pytest.mark.anyio
@@ -226,11 +228,104 @@ async def test_provider_slots_are_one_cap_for_every_replica_first_come_first_ser
         job, _ = await jobs.create(db, new_job(key_id, 1), lease=Lease("r", 1), lease_until=time.time() + 60)
         made.append(job)
     newest_first = list(reversed(made))
-    places = [await shared.take_slot(db, j.id, j.epoch, "p", 2) for j in newest_first]
+    one = [AccountCap("default", 2)]
+    places = [(await shared.take_slot(db, j.id, j.epoch, "p", one)).position for j in newest_first]
     assert places == [2, 1, 0, 0]  # the two oldest hold the slots; the others wait in order
     await jobs.finish(db, made[0].id, "completed", {}, {"status": "Completed"}, refund=False)
-    assert [await shared.take_slot(db, j.id, j.epoch, "p", 2) for j in newest_first[:2]] == [1, 0]
-    assert await shared.take_slot(db, made[1].id, made[1].epoch, "p", 2) == 0  # a holder keeps its slot
+    assert [(await shared.take_slot(db, j.id, j.epoch, "p", one)).position for j in newest_first[:2]] == [
+        1,
+        0,
+    ]
+    held = await shared.take_slot(db, made[1].id, made[1].epoch, "p", one)
+    assert held == Place(0, "default")  # a holder keeps its slot
+
+
+async def test_each_account_has_its_own_cap_and_jobs_go_to_the_least_loaded_by_weight(db: Database) -> None:
+    key_id = await funded_key(db, 1000)
+    accounts = [AccountCap("a", 1), AccountCap("b", 3, weight=2.0)]
+    made = [
+        (await jobs.create(db, new_job(key_id, 1), lease=Lease("r", 1), lease_until=time.time() + 60))[0]
+        for _ in range(5)
+    ]
+    places = [await shared.take_slot(db, j.id, j.epoch, "p", accounts) for j in made]
+    # b (weight 2) first, then a (0 per 1 < 1 per 2), then b twice (a is at its cap of 1); then full
+    assert places == [Place(0, "b"), Place(0, "a"), Place(0, "b"), Place(0, "b"), Place(1)]
+    # an account out of rotation is not offered: only its own jobs keep their slots
+    await jobs.finish(db, made[1].id, "completed", {}, {"status": "Completed"}, refund=False)
+    assert await shared.take_slot(db, made[4].id, made[4].epoch, "p", [AccountCap("b", 3)]) == Place(1)
+    assert await shared.take_slot(db, made[4].id, made[4].epoch, "p", accounts) == Place(0, "a")
+    load = await shared.provider_load(db, "p")
+    assert load.in_flight == {"a": 1, "b": 3} and load.queued == 0
+    refused = await jobs.get(db, made[4].id)
+    assert refused is not None and refused.account == "a"
+    await shared.give_back_slot(db, made[4].id, made[4].epoch)  # the account refused the job
+    back = await jobs.get(db, made[4].id)
+    assert back is not None and back.account is None
+    assert (await shared.provider_load(db, "p")).queued == 1
+
+
+async def test_the_queue_is_fair_across_keys(db: Database) -> None:
+    burst, single = await funded_key(db, 1000), await funded_key(db, 1000)
+    lease, until = Lease("r", 1), time.time() + 60
+    burst_jobs = [
+        (await jobs.create(db, new_job(burst, 1), lease=lease, lease_until=until))[0] for _ in range(6)
+    ]
+    cap = [AccountCap("default", 1)]
+    assert await shared.take_slot(db, burst_jobs[0].id, 1, "p", cap) == Place(0, "default")
+    for job in burst_jobs[1:]:
+        await shared.take_slot(db, job.id, 1, "p", cap)
+    lone, _ = await jobs.create(db, new_job(single, 1), lease=lease, lease_until=until)
+    # behind the burst's next job only, not behind all five of its waiting jobs
+    assert await shared.take_slot(db, lone.id, 1, "p", cap) == Place(2)
+    assert [(await shared.take_slot(db, j.id, 1, "p", cap)).position for j in burst_jobs[1:]] == [
+        1,
+        3,
+        4,
+        5,
+        6,
+    ]
+
+
+async def test_the_schema_allows_one_settle_row_per_job(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    job, _ = await jobs.create(db, replace(new_job(key_id, 50), held=True))
+    assert job.hold == 50
+    done = await jobs.finish(
+        db, job.id, "completed", {}, {"status": "Completed"}, refund=False, settle=Settlement(20, "made 4 s")
+    )
+    assert done is not None and done.job.cost == 20 and done.job.hold == 50
+    assert await ledger.balance(db, key_id) == 80 == await ledger.total(db, key_id)
+    rows, _ = await ledger.page(db, key_id, 10, 0)
+    assert [(r["reason"], r["delta"], r["note"]) for r in rows[:2]] == [
+        ("settle", 30, "made 4 s"),
+        ("debit", -50, None),
+    ]
+
+    async def second_settle(tx: Tx) -> None:
+        await ledger.append_entry(tx, key_id, 5, "settle", job_id=job.id)
+
+    with pytest.raises(INTEGRITY_ERRORS):
+        await db.write(second_settle)
+    assert await ledger.balance(db, key_id) == 80
+
+
+async def test_a_settled_price_above_the_hold_is_refused(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    job, _ = await jobs.create(db, replace(new_job(key_id, 50), held=True))
+    with pytest.raises(ValueError):
+        await jobs.finish(
+            db, job.id, "completed", {}, {"status": "Completed"}, refund=False, settle=Settlement(60, "x")
+        )
+    assert await ledger.balance(db, key_id) == 50
+
+
+async def test_a_key_may_queue_only_so_many_jobs(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    for _ in range(2):
+        await jobs.create(db, new_job(key_id, 1), max_queued_jobs=2)
+    with pytest.raises(TooManyJobs):
+        await jobs.create(db, new_job(key_id, 1), max_queued_jobs=2)
+    assert await ledger.balance(db, key_id) == 98  # the refused one debited nothing
 
 
 async def test_rate_windows_count_every_request_once(db: Database) -> None:
