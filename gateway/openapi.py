@@ -97,7 +97,11 @@ SCHEMAS: dict[str, Any] = {
             "model": {"type": "string"},
             "cost": {"type": "integer"},
             "balance": {"type": "integer"},
-            "position": {"type": "integer"},
+            "position": {"type": "integer", "description": "Queued: the job's place in the gateway's queue"},
+            "eta_seconds": {
+                "type": "integer",
+                "description": "Queued: estimated seconds until the job starts upstream (recent durations)",
+            },
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "message": {"type": "string"},
             "url": {"type": "string"},
@@ -130,7 +134,14 @@ SCHEMAS: dict[str, Any] = {
             "options": {"type": "object"},
             "status": {"enum": ["queued", "processing", "completed", "failed", "canceled"]},
             "progress": NULLABLE_INT,
-            "cost": {"type": "integer"},
+            "cost": {
+                "type": "integer",
+                "description": "What the job costs: the hold until it settles, then the settled price",
+            },
+            "hold": {
+                **NULLABLE_INT,
+                "description": "The hold debited at submit when the price settles to what was produced",
+            },
             "refunded": {"type": "boolean"},
             "url": NULLABLE_STR,
             "urls": {"type": ["array", "null"], "items": {"type": "string"}},
@@ -161,7 +172,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "integer"},
             "delta": {"type": "integer"},
-            "reason": {"enum": ["debit", "refund", "credit", "adjust"]},
+            "reason": {"enum": ["debit", "refund", "credit", "adjust", "settle"]},
             "job_id": NULLABLE_STR,
             "balance_after": {"type": "integer"},
             "note": NULLABLE_STR,
@@ -186,7 +197,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "model": {"type": "string"},
-            "cost": {"type": "integer"},
+            "cost": {"type": "integer", "description": "What the request is debited at submit"},
+            "hold": {"type": "boolean", "description": "The cost is a hold, settled to what is produced"},
             "balance": {"type": "integer"},
             "sufficient": {"type": "boolean"},
             "available": {"type": "boolean"},
@@ -209,6 +221,42 @@ SCHEMAS: dict[str, Any] = {
             },
             "options": {"type": "object"},
             "available": {"type": "boolean"},
+        },
+    },
+    "Account": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "state": {"enum": ["active", "disabled", "probing", "open", "half_open"]},
+            "reason": NULLABLE_STR,
+            "disabled_at": NULLABLE_STR,
+            "next_probe_at": NULLABLE_STR,
+            "in_flight": {"type": "integer"},
+            "cap": {"type": "integer"},
+            "weight": {"type": "number"},
+            "calls": {"type": "integer"},
+            "error_rate": {"type": ["number", "null"]},
+            "latency_ms": NULLABLE_INT,
+        },
+    },
+    "Providers": {
+        "type": "object",
+        "properties": {
+            "providers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "state": {"enum": ["closed", "half_open", "open", "unconfigured"]},
+                        "configured": {"type": "boolean"},
+                        "in_flight": {"type": "integer"},
+                        "cap": {"type": "integer"},
+                        "queued": {"type": "integer"},
+                        "accounts": {"type": "array", "items": ref("Account")},
+                    },
+                },
+            }
         },
     },
     "Models": {"type": "object", "properties": {"models": {"type": "array", "items": ref("Model")}}},
@@ -416,6 +464,13 @@ PATHS: dict[str, Any] = {
                 ),
                 **errors("400", "401", "403", "404"),
             },
+        }
+    },
+    "/admin/providers": {
+        "get": {
+            "summary": "Every provider and upstream account: state, reason, in flight / cap, errors, latency",
+            "security": ADMIN,
+            "responses": {**ok("The providers", ref("Providers")), **errors("401", "403", "404")},
         }
     },
     "/healthz": {

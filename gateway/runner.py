@@ -228,12 +228,15 @@ class Runner:
         outcome: Succeeded | Failed | None = None
         # An account that refuses the credential before the upstream took the job is taken out of
         # rotation, and the job goes back to the queue for another account: at most once per account.
-        for _ in range(len(upstream.accounts) + 1):
+        for _ in range(len(upstream.accounts)):
             outcome = await self._attempt(job, upstream, task, upstream_ids, on_position)
-            if outcome is not None:
+            if outcome is not None or not upstream.serving:
                 break
         if outcome is None:
-            outcome = Failed("Every account of the provider refused the job.", "provider_unavailable")
+            outcome = Failed(
+                "Every account of the provider refused its credential; none is left to run the job.",
+                "provider_unavailable",
+            )
         if isinstance(outcome, Succeeded):
             await self._complete(job, upstream, outcome)
         else:

@@ -226,6 +226,7 @@ async def test_quote_debits_nothing(harness: Harness) -> None:
     assert response.json() == {
         "model": "echo",
         "cost": 10,
+        "hold": False,
         "balance": 25,
         "sufficient": True,
         "available": True,
