@@ -70,7 +70,9 @@ def test_accounts_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ]
 
 
-def test_a_provider_without_accounts_is_one_account_from_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_provider_without_accounts_is_one_account_from_its_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LUMAAI_API_KEY", "the-key")
     settings = Settings()
     (account,) = settings.providers["luma"].account_list()
@@ -95,7 +97,9 @@ async def gateway(tmp_path: Path, **scripted: Any) -> AsyncIterator[tuple[httpx.
 
 
 async def submit(client: httpx.AsyncClient, key: str, prompt: str, model: str = "echo") -> str:
-    response = await client.post("/api/generations", json={"model": model, "prompt": prompt}, headers=bearer(key))
+    response = await client.post(
+        "/api/generations", json={"model": model, "prompt": prompt}, headers=bearer(key)
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -153,7 +157,9 @@ async def test_an_account_whose_credential_is_refused_is_disabled_and_jobs_compl
         assert listed["a"]["next_probe_at"] is not None
         assert listed["b"]["state"] == "active" and listed["b"]["reason"] is None
         ledger = (await client.get("/api/ledger?limit=100", headers=bearer(key))).json()["items"]
-        assert [r["reason"] for r in ledger].count("debit") == 4 and "refund" not in [r["reason"] for r in ledger]
+        assert [r["reason"] for r in ledger].count("debit") == 4 and "refund" not in [
+            r["reason"] for r in ledger
+        ]
     refused = [call for call in fakes.CALLS if call[1] == "key-a"]
     assert len(refused) == 1  # one refusal took a out of rotation; no job was sent to it after
     for job_id in jobs:
@@ -181,7 +187,9 @@ async def test_with_every_account_refused_new_jobs_are_refused_with_503(tmp_path
     async with gateway(tmp_path, accounts=TWO_ACCOUNTS) as (client, key):
         failed = await wait_for(client, key, await submit(client, key, "x"), "completed", "failed")
         assert failed["error_code"] == "provider_unavailable" and failed["refunded"] is True
-        refused = await client.post("/api/generations", json={"model": "echo", "prompt": "y"}, headers=bearer(key))
+        refused = await client.post(
+            "/api/generations", json={"model": "echo", "prompt": "y"}, headers=bearer(key)
+        )
         assert refused.status_code == 503 and refused.json()["code"] == "provider_unavailable"
         assert int(refused.headers["retry-after"]) >= 1
         assert (await client.get("/api/balance", headers=bearer(key))).json()["token_balance"] == 1000

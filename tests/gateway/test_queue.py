@@ -11,7 +11,6 @@ import pytest
 
 from gateway.jobs import Services
 from gateway.store import events as event_log
-
 from tests import fakes
 from tests.conftest import admin_headers, bearer
 from tests.gateway.test_accounts import gateway, job, submit, wait_for
@@ -25,14 +24,14 @@ def services(client: httpx.AsyncClient) -> Services:
 
 async def queued_events(client: httpx.AsyncClient, key: str, job_id: str) -> list[dict[str, Any]]:
     """The job's Queued events so far (the events stream would stay open until the job ends)."""
-    return [e.data for e in await event_log.after(services(client).db, job_id, 0) if e.data["status"] == "Queued"]
+    return [
+        e.data for e in await event_log.after(services(client).db, job_id, 0) if e.data["status"] == "Queued"
+    ]
 
 
 async def test_one_keys_burst_holds_back_another_keys_job_for_at_most_one_slot(tmp_path: Path) -> None:
     async with gateway(tmp_path, max_in_flight=1) as (client, x):
-        made = await client.post(
-            "/admin/keys", json={"name": "y", "tokens": 100}, headers=admin_headers()
-        )
+        made = await client.post("/admin/keys", json={"name": "y", "tokens": 100}, headers=admin_headers())
         y = made.json()["key"]
         burst = [await submit(client, x, f"gate:x{n}") for n in range(6)]
         await wait_for(client, x, burst[0], "processing")
@@ -80,7 +79,9 @@ async def test_a_key_may_have_only_so_many_jobs_waiting(tmp_path: Path) -> None:
         running = await submit(client, key, "gate:first")
         await wait_for(client, key, running, "processing")
         waiting = [await submit(client, key, "x") for _ in range(2)]
-        refused = await client.post("/api/generations", json={"model": "echo", "prompt": "x"}, headers=bearer(key))
+        refused = await client.post(
+            "/api/generations", json={"model": "echo", "prompt": "x"}, headers=bearer(key)
+        )
         assert refused.status_code == 429 and refused.json()["code"] == "too_many_jobs"
         assert "waiting" in refused.json()["message"] and refused.headers["retry-after"]
         assert (await client.get("/api/balance", headers=bearer(key))).json()["token_balance"] == 970

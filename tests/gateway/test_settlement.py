@@ -31,7 +31,9 @@ async def priced_gateway(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClien
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as client:
-            made = await client.post("/admin/keys", json={"name": "k", "tokens": 100}, headers=admin_headers())
+            made = await client.post(
+                "/admin/keys", json={"name": "k", "tokens": 100}, headers=admin_headers()
+            )
             yield client, made.json()["key"]
 
 
@@ -72,7 +74,10 @@ async def test_without_a_report_the_price_of_the_request_is_charged(tmp_path: Pa
     async with priced_gateway(tmp_path) as (client, key):
         events = await generate(client, key, "nothing reported", duration=6)
         assert events[-1]["status"] == "Completed" and events[-1]["cost"] == 12
-        assert [(r["reason"], r["delta"]) for r in await ledger(client, key)][:2] == [("settle", 8), ("debit", -20)]
+        assert [(r["reason"], r["delta"]) for r in await ledger(client, key)][:2] == [
+            ("settle", 8),
+            ("debit", -20),
+        ]
         assert await balance(client, key) == 88
 
 
@@ -89,14 +94,19 @@ async def test_a_report_above_the_hold_settles_at_the_hold(tmp_path: Path) -> No
     async with priced_gateway(tmp_path) as (client, key):
         events = await generate(client, key, "made:30")
         assert events[-1]["cost"] == 20
-        assert [(r["reason"], r["delta"]) for r in await ledger(client, key)][:2] == [("settle", 0), ("debit", -20)]
+        assert [(r["reason"], r["delta"]) for r in await ledger(client, key)][:2] == [
+            ("settle", 0),
+            ("debit", -20),
+        ]
 
 
 async def test_a_fixed_price_is_not_held(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            made = await client.post("/admin/keys", json={"name": "k", "tokens": 100}, headers=admin_headers())
+            made = await client.post(
+                "/admin/keys", json={"name": "k", "tokens": 100}, headers=admin_headers()
+            )
             key = made.json()["key"]
             events = await generate(client, key, "made:3")
             assert events[-1]["cost"] == 10

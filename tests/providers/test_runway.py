@@ -16,6 +16,7 @@ from providers.base import (
     Queued,
     Submitted,
     Succeeded,
+    UpstreamError,
 )
 from providers.runway import RunwayProvider
 from tests.providers.conftest import RecordingSleep, drain, rate_limited, retries_run_out, settings, task
@@ -229,3 +230,53 @@ def test_prepare_refuses_a_prompt_over_runways_limit(runway: RunwayProvider) -> 
         )
 
     assert raised.value.option == "prompt"
+
+
+async def test_with_a_credit_rate_success_reports_the_seconds_produced(
+    runway: RunwayProvider, httpx_mock: HTTPXMock
+) -> None:
+    created(httpx_mock)
+    poll(httpx_mock, runway_task("SUCCEEDED", output=[OUTPUT], cost={"credits": 48}))
+    prepared = runway.prepare(
+        task(options={"ratio": "1280:720", "duration": 5}, params={"credits_per_second": 12})
+    )
+    updates = await drain(runway, prepared)
+    assert updates[-1] == Succeeded([OUTPUT], "video/mp4", {"duration": 4.0})
+
+
+async def test_without_a_credit_rate_nothing_is_reported(
+    runway: RunwayProvider, httpx_mock: HTTPXMock
+) -> None:
+    created(httpx_mock)
+    poll(httpx_mock, runway_task("SUCCEEDED", output=[OUTPUT]))
+    updates = await drain(runway, runway.prepare(task(options={"ratio": "1280:720", "duration": 5})))
+    assert isinstance(updates[-1], Succeeded) and updates[-1].produced == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (401, {"error": "Invalid API key"}, "credential refused"),
+        (403, {"error": "This organization is disabled"}, "account forbidden"),
+        (400, {"error": "You do not have enough credits to run this task."}, "out of credit or quota"),
+    ],
+)
+async def test_a_refused_credential_is_an_account_refusal_not_retried(
+    runway: RunwayProvider, httpx_mock: HTTPXMock, status: int, body: dict[str, Any], reason: str
+) -> None:
+    httpx_mock.add_response(method="POST", url=f"{BASE}/text_to_video", status_code=status, json=body)
+    with pytest.raises(UpstreamError) as raised:
+        await drain(runway, runway.prepare(task(options={"ratio": "1280:720", "duration": 5})))
+    assert raised.value.account_refused is not None and raised.value.account_refused.startswith(reason)
+    assert raised.value.retryable is False and len(httpx_mock.get_requests()) == 1
+
+
+async def test_an_ordinary_400_is_not_an_account_refusal(
+    runway: RunwayProvider, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(
+        method="POST", url=f"{BASE}/text_to_video", status_code=400, json={"error": "promptText is too long"}
+    )
+    with pytest.raises(UpstreamError) as raised:
+        await drain(runway, runway.prepare(task(options={"ratio": "1280:720", "duration": 5})))
+    assert raised.value.account_refused is None
