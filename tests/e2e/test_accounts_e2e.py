@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bench.cluster import Simulator
+from tests.e2e.test_demo_simulator_url import demo_on, running_simulator
 from tests.e2e.test_restart import Demo, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -31,21 +32,12 @@ LUMA = "/luma/dream-machine/v1/generations"
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
-    running = Simulator(tmp_path / "simulator-data", ENV["GATEWAY_SIMULATOR__SPEED"])
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        running.stop()
+    yield from running_simulator(tmp_path, ENV)
 
 
 @pytest.fixture
 def demo(tmp_path: Path, simulator: Simulator) -> Iterator[Demo]:
-    running = Demo(tmp_path / "demo-data", simulator_url=simulator.url, env=ENV)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from demo_on(tmp_path, simulator, ENV)
 
 
 def luma_calls(simulator: Simulator) -> list[dict[str, Any]]:

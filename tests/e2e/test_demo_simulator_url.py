@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,17 @@ SPEED = {"GATEWAY_SIMULATOR__SPEED": "20"}
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
-    running = Simulator(tmp_path / "simulator-data", SPEED["GATEWAY_SIMULATOR__SPEED"])
+    yield from running_simulator(tmp_path, SPEED)
+
+
+@pytest.fixture
+def demo(tmp_path: Path, simulator: Simulator) -> Iterator[Demo]:
+    yield from demo_on(tmp_path, simulator, SPEED)
+
+
+def running_simulator(tmp_path: Path, env: Mapping[str, str]) -> Iterator[Simulator]:
+    """A `gateway simulator` process at the speed `env` sets, stopped after the test."""
+    running = Simulator(tmp_path / "simulator-data", env["GATEWAY_SIMULATOR__SPEED"])
     try:
         running.wait_ready()
         yield running
@@ -25,9 +35,9 @@ def simulator(tmp_path: Path) -> Iterator[Simulator]:
         running.stop()
 
 
-@pytest.fixture
-def demo(tmp_path: Path, simulator: Simulator) -> Iterator[Demo]:
-    running = Demo(tmp_path / "demo-data", simulator_url=simulator.url, env=SPEED)
+def demo_on(tmp_path: Path, simulator: Simulator, env: Mapping[str, str]) -> Iterator[Demo]:
+    """A `gateway demo` (not started yet) on that simulator, with `env` added; stopped after the test."""
+    running = Demo(tmp_path / "demo-data", simulator_url=simulator.url, env=env)
     try:
         yield running
     finally:

@@ -13,10 +13,10 @@ import anyio
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.settings import Settings
 from tests import fakes
-from tests.conftest import admin_headers, bearer, make_settings
+from tests.conftest import admin_headers, bearer
+from tests.gateway.test_resilience import client_for
 
 pytestmark = pytest.mark.anyio
 
@@ -82,18 +82,9 @@ def test_a_provider_without_accounts_is_one_account_from_its_settings(
 
 @asynccontextmanager
 async def gateway(tmp_path: Path, **scripted: Any) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    settings = make_settings(tmp_path, scripted=scripted)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            created = await client.post(
-                "/admin/keys",
-                json={"name": "k", "tokens": 1000, "max_concurrent_jobs": 50},
-                headers=admin_headers(),
-            )
-            yield client, created.json()["key"]
+    """The app on the scripted provider (these settings for it) and a key with 1000 tokens."""
+    async with client_for(tmp_path, scripted=scripted) as (client, key, _app):
+        yield client, key
 
 
 async def submit(client: httpx.AsyncClient, key: str, prompt: str, model: str = "echo") -> str:
