@@ -64,11 +64,13 @@ class AccountHealth:
         return "probing" if self.clock() >= self.next_probe_at else "disabled"
 
     def disable(self, reason: str) -> None:
+        now = self.clock()
+        self.reason = reason
+        if self.next_probe_at is not None and now < self.next_probe_at:
+            return  # another job's refusal already took it out: one backoff per trial, not per job
         self.backoff = (
             self.probe_seconds if self.disabled_at is None else min(self.max_probe_seconds, self.backoff * 2)
         )
-        self.reason = reason
-        now = self.clock()
         self.disabled_at = self.disabled_at or now
         self.next_probe_at = now + self.backoff
 
