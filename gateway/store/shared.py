@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.store.db import Database, Tx, iso, now
+from gateway.store.db import Database, Tx, stamp
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ async def take_slot(
         taken = await tx.execute(
             "UPDATE jobs SET has_slot = 1, account = ?, started_at = ?"
             " WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
-            (chosen.name, iso(now()), job_id, epoch),
+            (chosen.name, stamp(), job_id, epoch),
         )
         return Place(0, chosen.name) if taken else Place(place)
 
