@@ -16,6 +16,8 @@ from providers.base import Provider, UpstreamObserver
 log = logging.getLogger("gateway.accounts")
 
 Health = Literal["active", "disabled", "probing"]
+TRANSIENT_FAILURES = ("upstream_unavailable", "timeout", "internal_error", "upstream_malformed")
+"""The failure codes of a job that say the account's upstream is in trouble, not the request."""
 RECENT_CALLS = 100
 """The error rate and latency shown for an account are over its last this many upstream calls."""
 
@@ -123,6 +125,16 @@ class Account:
         """The upstream took a job with this account's credential: it is back in rotation if it was out."""
         if self.health.enable():
             log.info("%s account %s answers again: back in rotation", self.provider, self.name)
+
+    def record_outcome(self, failure_code: str | None) -> None:
+        """Count a job's outcome on the account's circuit: only transient failures count against it."""
+        if failure_code is None:
+            self.answered()
+            self.circuit.record_success()
+        elif failure_code in TRANSIENT_FAILURES:
+            self.circuit.record_failure()
+        else:
+            self.circuit.record_success()  # the upstream answered: it is up, the job was refused
 
     def state(self) -> str:
         """`disabled`/`probing` (credential refused), else the circuit's `open`/`half_open`, else `active`."""

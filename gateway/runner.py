@@ -290,13 +290,7 @@ class Runner:
             log.exception("job %s: the adapter failed unexpectedly", job.id)
             outcome = Failed("The gateway could not follow the upstream task.", "internal_error")
         if account is not None:
-            if isinstance(outcome, Succeeded):
-                account.answered()
-                account.circuit.record_success()
-            elif outcome.code in ("upstream_unavailable", "timeout", "internal_error", "upstream_malformed"):
-                account.circuit.record_failure()
-            else:
-                account.circuit.record_success()  # the upstream answered: it is up, the job was refused
+            account.record_outcome(None if isinstance(outcome, Succeeded) else outcome.code)
         return outcome
 
     async def _follow(

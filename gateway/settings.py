@@ -223,8 +223,14 @@ class Settings(BaseSettings):
         if self.demo:
             return True
         cfg = self.providers[name]
-        if cfg.accounts:  # each account brings its own credential: one that has it is enough
-            return any(self.account_configured(name, account) for account in cfg.accounts)
+        if cfg.accounts:
+            # Each account brings its own credential (one that has it is enough), and perhaps its own
+            # host; what else the provider requires (a host variable such as SUNO_API_URL) still counts.
+            others = [var for var in cfg.requires if var != cfg.credential_env]
+            hosts = all(account.base_url for account in cfg.accounts) or all(
+                os.environ.get(v) for v in others
+            )
+            return hosts and any(self.account_configured(name, account) for account in cfg.accounts)
         return all(os.environ.get(var) for var in cfg.requires)
 
     def account_configured(self, name: str, account: AccountConfig) -> bool:

@@ -70,6 +70,20 @@ def test_accounts_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ]
 
 
+def test_with_accounts_a_provider_still_needs_its_other_requirements(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUNO_KEY_A", "k")
+    monkeypatch.setenv("GATEWAY_PROVIDERS__SUNO__ACCOUNTS", '[{"name":"a","credential_env":"SUNO_KEY_A"}]')
+    assert not Settings().provider_configured("suno")  # SUNO_API_URL says where suno-api runs
+    monkeypatch.setenv("SUNO_API_URL", "http://127.0.0.1:3000")
+    assert Settings().provider_configured("suno")
+    monkeypatch.delenv("SUNO_API_URL")
+    monkeypatch.setenv(
+        "GATEWAY_PROVIDERS__SUNO__ACCOUNTS",
+        '[{"name":"a","credential_env":"SUNO_KEY_A","base_url":"http://127.0.0.1:3001"}]',
+    )
+    assert Settings().provider_configured("suno")  # every account says where it runs
+
+
 def test_a_provider_without_accounts_is_one_account_from_its_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
