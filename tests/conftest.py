@@ -180,3 +180,9 @@ def postgres_url() -> Iterator[str]:
         yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
         _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """The store an app runs on: the SQLite file in its data dir, or a PostgreSQL database of its own."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))

@@ -95,9 +95,11 @@ def test_a_provider_without_accounts_is_one_account_from_its_settings(
 
 
 @asynccontextmanager
-async def gateway(tmp_path: Path, **scripted: Any) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+async def gateway(
+    tmp_path: Path, database_url: str | None = None, **scripted: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """The app on the scripted provider (these settings for it) and a key with 1000 tokens."""
-    async with client_for(tmp_path, scripted=scripted) as (client, key, _app):
+    async with client_for(tmp_path, scripted=scripted, database_url=database_url) as (client, key, _app):
         yield client, key
 
 
@@ -131,8 +133,11 @@ def credentials_for(subject: str) -> list[tuple[str, str | None]]:
     return [(what, credential) for what, credential, seen in fakes.CALLS if subject in seen]
 
 
-async def test_every_call_for_a_job_uses_the_account_that_took_it(tmp_path: Path) -> None:
-    async with gateway(tmp_path, accounts=[{**a, "max_in_flight": 1} for a in TWO_ACCOUNTS]) as (client, key):
+async def test_every_call_for_a_job_uses_the_account_that_took_it(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    capped = [{**a, "max_in_flight": 1} for a in TWO_ACCOUNTS]
+    async with gateway(tmp_path, database_url, accounts=capped) as (client, key):
         first = await submit(client, key, "gate:first")
         await wait_for(client, key, first, "processing")
         second = await submit(client, key, "gate:second")  # a is at its cap: b takes it
@@ -148,10 +153,10 @@ async def test_every_call_for_a_job_uses_the_account_that_took_it(tmp_path: Path
 
 
 async def test_an_account_whose_credential_is_refused_is_disabled_and_jobs_complete_on_the_other(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str | None
 ) -> None:
     fakes.REFUSED.add("key-a")
-    async with gateway(tmp_path, accounts=TWO_ACCOUNTS) as (client, key):
+    async with gateway(tmp_path, database_url, accounts=TWO_ACCOUNTS) as (client, key):
         jobs = [await submit(client, key, f"job {n}") for n in range(4)]
         for job_id in jobs:
             done = await wait_for(client, key, job_id, "completed", "failed")

@@ -29,8 +29,10 @@ async def queued_events(client: httpx.AsyncClient, key: str, job_id: str) -> lis
     ]
 
 
-async def test_one_keys_burst_holds_back_another_keys_job_for_at_most_one_slot(tmp_path: Path) -> None:
-    async with gateway(tmp_path, max_in_flight=1) as (client, x):
+async def test_one_keys_burst_holds_back_another_keys_job_for_at_most_one_slot(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    async with gateway(tmp_path, database_url, max_in_flight=1) as (client, x):
         made = await client.post("/admin/keys", json={"name": "y", "tokens": 100}, headers=admin_headers())
         y = made.json()["key"]
         burst = [await submit(client, x, f"gate:x{n}") for n in range(6)]
