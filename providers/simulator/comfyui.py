@@ -11,12 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from providers.simulator.comfyui_nodes import object_info, validate_outputs
 from providers.simulator.comfyui_run import (
     FALLBACK_WORKFLOW,
     OUTPUT_FILE,
     TIMELINE,
     Event,
     Plan,
+    cached_nodes,
     events,
     prompt_text,
     status_messages,
@@ -31,6 +33,12 @@ PROTOCOL = "comfyui"
 TICK = 0.05
 """How often a websocket looks for new events to send."""
 LIVE = ("pending", "running")
+FAILED_VALIDATION = {
+    "type": "prompt_outputs_failed_validation",
+    "message": "Prompt outputs failed validation",
+    "details": "",
+    "extra_info": {},
+}
 
 
 def comfy_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -54,7 +62,8 @@ class Prompts:
         return workflow if isinstance(workflow, dict) else FALLBACK_WORKFLOW
 
     def plan(self, task: TaskId) -> Plan:
-        return Plan.of(task.text, self.workflow(task))
+        cached = (self.sim.store.record(task.text) or {}).get("cached")
+        return Plan.of(task.text, self.workflow(task), cached if isinstance(cached, list) else None)
 
     def interrupted_age(self, task: TaskId) -> float | None:
         at = self.sim.store.cancelled_at(task.text)
@@ -139,8 +148,8 @@ class Follower:
     def status(self) -> dict[str, Any]:
         return {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": self.remaining}}}}
 
-    def due(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
+    def due(self) -> list[dict[str, Any] | bytes]:
+        messages: list[dict[str, Any] | bytes] = []
         for task in self._mine():
             timeline = self.prompts.events(task)
             age = self.prompts.sim.clock.age(task)
@@ -171,17 +180,31 @@ class Handlers:
         workflow = body["prompt"]
         if problem := workflow_problem(workflow):
             return json_error(400, {"error": problem, "node_errors": {}})
+        good, node_errors = validate_outputs(workflow)
+        if not good:
+            return json_error(400, {"error": FAILED_VALIDATION, "node_errors": node_errors})
         text = prompt_text(workflow)
         if refused := self.sim.refuse(PROTOCOL, text, refusal):
             return refused
         now = self.sim.clock.now_ms()
         prompt_id = new_task_id(now, flags_for(text))
-        number = len(self.sim.store.records(PROTOCOL))
+        records = self.sim.store.records(PROTOCOL)
+        number = len(records)
+        previous = records[-1][1].get("workflow") if records else None
         client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
         await self.sim.store.remember(
-            [prompt_id], PROTOCOL, now, workflow=workflow, client_id=client_id, number=number
+            [prompt_id],
+            PROTOCOL,
+            now,
+            workflow=workflow,
+            client_id=client_id,
+            number=number,
+            cached=cached_nodes(workflow, previous if isinstance(previous, dict) else None),
         )
-        return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": {}})
+        return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
+
+    async def object_info(self, request: Request) -> Response:
+        return JSONResponse(object_info(request.path_params.get("node_class")))
 
     async def prompt_info(self, request: Request) -> Response:
         return JSONResponse({"exec_info": {"queue_remaining": self.prompts.queue_remaining()}})
@@ -242,7 +265,10 @@ class Handlers:
                 await websocket.send_json(follower.hello())
                 while True:
                     for message in follower.due():
-                        await websocket.send_json(message)
+                        if isinstance(message, bytes):
+                            await websocket.send_bytes(message)
+                        else:
+                            await websocket.send_json(message)
                     await anyio.sleep(TICK)
             except WebSocketDisconnect:
                 tg.cancel_scope.cancel()
@@ -258,6 +284,8 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         Route("/history/{prompt_id}", handlers.history_one, methods=["GET"]),
         Route("/history", handlers.history_all, methods=["GET"]),
         Route("/view", handlers.view, methods=["GET"]),
+        Route("/object_info", handlers.object_info, methods=["GET"]),
+        Route("/object_info/{node_class}", handlers.object_info, methods=["GET"]),
         WebSocketRoute("/ws", handlers.websocket),
     ]
 

@@ -187,9 +187,8 @@ class Workflow:
             prompt = graph.find_prompt(str(wanted) if wanted else None)
         else:
             prompt = named_input("prompt_node", "prompt_input", TEXT_INPUTS) if prompt_node else None
-        if seed_node is None:
-            seeds = graph.find_seeds()
-        else:
+        seeds: tuple[Target | None, ...] = graph.find_seeds()
+        if seed_node is not None:
             seeds = (named_input("seed_node", "seed_input", SEED_INPUTS),) if seed_node else ()
         if size_node and not {"width", "height"} <= set(graph.inputs(size_node)):
             raise ValueError(
