@@ -77,7 +77,12 @@ def png_bytes(size: int = 64) -> bytes:
 def preview_png(step: int, steps: int, size: int = 32) -> bytes:
     """A live preview of the gradient: grey at first, the gradient's colours by the last step."""
     share = step / steps
-    return _png(size, lambda x, y: tuple(round(c * share + 128 * (1 - share)) for c in _gradient(size, x, y)))  # type: ignore[return-value]
+
+    def pixel(x: int, y: int) -> tuple[int, int, int]:
+        r, g, b = (round(c * share + 128 * (1 - share)) for c in _gradient(size, x, y))
+        return r, g, b
+
+    return _png(size, pixel)
 
 
 class Library:
