@@ -314,6 +314,8 @@ class ComfyUIProvider:
                     self.client.http,
                     keepalive_ping_interval_seconds=None,
                 ) as ws:
+                    # First, as ComfyUI reads it: previews then come with their prompt id (type 4).
+                    await ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
                     if prompt.prompt_id is None:
                         submitted = await self._submit(task, prompt)
                         yield submitted

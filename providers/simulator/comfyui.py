@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -33,6 +34,7 @@ PROTOCOL = "comfyui"
 TICK = 0.05
 """How often a websocket looks for new events to send."""
 LIVE = ("pending", "running")
+SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 100 * 1024 * 1024}
 FAILED_VALIDATION = {
     "type": "prompt_outputs_failed_validation",
     "message": "Prompt outputs failed validation",
@@ -129,6 +131,20 @@ class Follower:
         self.sent: dict[str, int] = {}
         self.done: set[str] = set()
         self.remaining = -1
+        self.preview_metadata = False
+        self.flags_due = False
+        """The client sent its feature flags first: the server's own go back."""
+
+    def client_says(self, text: str) -> None:
+        """A client's first message may be its feature flags (ComfyUI reads no other)."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "feature_flags":
+            flags = message.get("data")
+            self.preview_metadata = isinstance(flags, dict) and flags.get("supports_preview_metadata") is True
+            self.flags_due = True
 
     def _mine(self) -> list[TaskId]:
         # ComfyUI sends a prompt's events to the client that queued it; with no client id, to everyone.
@@ -140,7 +156,9 @@ class Follower:
 
     def hello(self) -> dict[str, Any]:
         """The first message: the queue's size and the client's id; from then on only what is new."""
+        flags_due = self.flags_due  # a reply to feature flags that came already is still to be sent
         self.due()
+        self.flags_due = flags_due
         status = self.status()
         status["data"]["sid"] = self.client_id
         return status
@@ -150,11 +168,15 @@ class Follower:
 
     def due(self) -> list[dict[str, Any] | bytes]:
         messages: list[dict[str, Any] | bytes] = []
+        if self.flags_due:
+            self.flags_due = False
+            messages.append({"type": "feature_flags", "data": SERVER_FEATURES})
         for task in self._mine():
             timeline = self.prompts.events(task)
             age = self.prompts.sim.clock.age(task)
             reached = sum(1 for event in timeline if event.age <= age)
-            messages.extend(event.message() for event in timeline[self.sent.get(task.text, 0) : reached])
+            new = timeline[self.sent.get(task.text, 0) : reached]
+            messages.extend(event.message(self.preview_metadata) for event in new)
             self.sent[task.text] = reached
             if reached == len(timeline):
                 self.done.add(task.text)
@@ -260,7 +282,7 @@ class Handlers:
         await websocket.accept()
         follower = Follower(self.prompts, websocket.query_params.get("clientId") or uuid.uuid4().hex)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_until_disconnect, websocket, tg.cancel_scope)
+            tg.start_soon(_until_disconnect, websocket, follower, tg.cancel_scope)
             try:
                 await websocket.send_json(follower.hello())
                 while True:
@@ -290,8 +312,12 @@ def routes(sim: Simulator) -> list[BaseRoute]:
     ]
 
 
-async def _until_disconnect(websocket: WebSocket, scope: anyio.CancelScope) -> None:
-    """Reads (and ignores) what the client sends; when it goes away, stops the sender too."""
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
+async def _until_disconnect(websocket: WebSocket, follower: Follower, scope: anyio.CancelScope) -> None:
+    """Reads what the client sends (only a first feature-flags message means anything); when it goes
+    away, stops the sender too."""
+    first = True
+    while (message := await websocket.receive())["type"] != "websocket.disconnect":
+        if first and message.get("text"):
+            follower.client_says(message["text"])
+        first = False
     scope.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from dataclasses import dataclass, field
@@ -27,8 +28,9 @@ OUTPUT_FILE = re.compile(
 )
 
 
-PREVIEW_HEADER = struct.pack(">II", 1, 2)
-"""A binary PREVIEW_IMAGE message: event type 1, image format 2 (PNG), then the image."""
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA, PNG = 1, 4, 2
+"""Binary websocket messages: a 4-byte event type; PREVIEW_IMAGE then has a 4-byte image format and
+the image, PREVIEW_IMAGE_WITH_METADATA a 4-byte length, that much JSON and the image."""
 
 
 def workflow_problem(workflow: Any) -> dict[str, Any] | None:
@@ -170,11 +172,18 @@ class Event:
     age: float
     type: str
     data: dict[str, Any]
-    binary: bytes | None = None
-    """A binary message's bytes (a preview image); `type` is then "preview"."""
+    image: bytes | None = None
+    """A preview image (PNG), sent as a binary message; `type` is then "preview"."""
 
-    def message(self) -> dict[str, Any] | bytes:
-        return self.binary if self.binary is not None else {"type": self.type, "data": self.data}
+    def message(self, with_metadata: bool = False) -> dict[str, Any] | bytes:
+        """The websocket message: JSON, or a binary preview (with metadata for clients that said
+        `supports_preview_metadata` in their feature flags)."""
+        if self.image is None:
+            return {"type": self.type, "data": self.data}
+        if not with_metadata:
+            return struct.pack(">II", PREVIEW_IMAGE, PNG) + self.image
+        metadata = json.dumps({**self.data, "image_type": "image/png"}).encode()
+        return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(metadata)) + metadata + self.image
 
 
 class NodeStates:
@@ -230,8 +239,14 @@ def _successful_run(plan: Plan, task: TaskId, clock: Clock) -> list[Event]:
                     Event(step_at, "progress_state", states.set(node_id, "running", step, plan.steps))
                 )
                 timeline.append(Event(step_at, "progress", data))
-                frame = PREVIEW_HEADER + preview_png(step, plan.steps)
-                timeline.append(Event(step_at, "preview", {}, frame))
+                about = {
+                    "node_id": node_id,
+                    "prompt_id": pid,
+                    "display_node_id": node_id,
+                    "parent_node_id": None,
+                    "real_node_id": node_id,
+                }
+                timeline.append(Event(step_at, "preview", about, preview_png(step, plan.steps)))
         if node_id in plan.outputs:
             output = {
                 "node": node_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from typing import Any
 
@@ -252,3 +253,20 @@ async def test_unchanged_nodes_are_cached_on_the_next_prompt(sim: Sim) -> None:
 
     assert cached((await history(sim, first))[first]) == []
     assert sorted(cached((await history(sim, second))[second])) == ["4", "5", "6", "7"]
+
+
+async def test_a_client_that_takes_preview_metadata_gets_previews_with_their_prompt(live_url: str) -> None:
+    client_id = uuid.uuid4().hex
+    ws_url = live_url.replace("http://", "ws://") + f"/comfyui/ws?clientId={client_id}"
+    async with connect(ws_url) as socket, httpx.AsyncClient(base_url=live_url) as client:
+        await socket.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        pid = (await queue_prompt(client, "a lighthouse", client_id)).json()["prompt_id"]
+        messages = await receive_until_done(socket, pid)
+    assert any(m["type"] == "feature_flags" and m["data"]["supports_preview_metadata"] for m in messages)
+    frames = [m["data"] for m in messages if m["type"] == "binary"]
+    assert len(frames) == 4
+    for frame in frames:
+        kind, length = struct.unpack(">II", frame[:8])
+        metadata = json.loads(frame[8 : 8 + length])
+        assert kind == 4 and metadata["prompt_id"] == pid and metadata["image_type"] == "image/png"
+        assert frame[8 + length :].startswith(b"\x89PNG")
