@@ -170,7 +170,7 @@ class OptionError(ValueError):
 
 
 def apply_style_suffix(prompt: str, style_label: str | None) -> str:
-    """PROVIDERS.md: a style the upstream has no field for becomes `"<prompt>, <style> style"`."""
+    """A style the upstream has no field for becomes `"<prompt>, <style> style"`."""
     return f"{prompt}, {style_label} style" if style_label else prompt
 
 

@@ -26,7 +26,7 @@ from providers.base import (
     poll_pause,
 )
 
-# suno-api reports no percent: PROVIDERS.md's coarse mapping.
+# suno-api reports no percent: a coarse mapping from its statuses.
 STATUS_PROGRESS = {"submitted": 5, "queued": 10, "streaming": 60, "complete": 100}
 
 
