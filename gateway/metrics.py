@@ -56,6 +56,11 @@ class Metrics:
         self.tokens_refunded = Counter(
             "gateway_tokens_refunded_total", "Tokens refunded for jobs", registry=r
         )
+        self.tokens_settled = Counter(
+            "gateway_tokens_settled_total",
+            "Tokens of holds given back when a job's price settled to what was produced",
+            registry=r,
+        )
         self.upstream_latency = Histogram(
             "gateway_upstream_request_duration_seconds",
             "Upstream HTTP latency",
@@ -89,6 +94,8 @@ class Metrics:
             self.job_duration.labels(job.provider, job.status).observe((completed - created).total_seconds())
         if job.refunded:
             self.tokens_refunded.inc(job.cost)
+        elif job.hold is not None and job.status == "completed":
+            self.tokens_settled.inc(job.hold - job.cost)
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -68,6 +69,9 @@ async def test_a_hold_is_settled_to_what_the_upstream_produced(tmp_path: Path) -
         assert [(r["reason"], r["delta"]) for r in rows] == [("settle", 6), ("debit", -20), ("credit", 100)]
         assert rows[0]["job_id"] == job["id"] and "7" in rows[0]["note"]
         assert await balance(client, key) == 86 == sum(r["delta"] for r in rows)
+        with anyio.fail_after(5):  # counted by the on-finished hook, just after the terminal event
+            while "gateway_tokens_settled_total 6.0" not in (await client.get("/metrics")).text:
+                await anyio.sleep(0.02)
 
 
 async def test_without_a_report_the_price_of_the_request_is_charged(tmp_path: Path) -> None:
