@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from providers.simulator.comfyui_nodes import object_info
 from providers.simulator.comfyui_run import (
     FALLBACK_WORKFLOW,
     OUTPUT_FILE,
@@ -258,6 +259,8 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         Route("/history/{prompt_id}", handlers.history_one, methods=["GET"]),
         Route("/history", handlers.history_all, methods=["GET"]),
         Route("/view", handlers.view, methods=["GET"]),
+        Route("/object_info", object_info, methods=["GET"]),
+        Route("/object_info/{node_class}", object_info, methods=["GET"]),
         WebSocketRoute("/ws", handlers.websocket),
     ]
 

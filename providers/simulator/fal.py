@@ -25,6 +25,7 @@ from providers.simulator.web import (
     media_url,
     mount_url,
     read_object,
+    rejects_credential,
     text_field,
 )
 
@@ -177,9 +178,12 @@ def routes(sim: Simulator) -> list[BaseRoute]:
 
     async def dispatch(request: Request) -> Response:
         if bearer(request, "Key") is None:
-            return fal_error(
-                401, "Authentication is required: send Authorization: Key <key>", "authorization_error"
+            message = (
+                "No user found for Key ID and Secret"
+                if rejects_credential(request, "Key")
+                else "Authentication is required: send Authorization: Key <key>"
             )
+            return fal_error(401, message, "authorization_error")
         split = split_app(request.path_params["path"])
         if split is None:
             return fal_error(404, "Application not found", "not_found")

@@ -14,6 +14,8 @@ from providers.simulator.store import Store
 from providers.simulator.timeline import Clock, TaskId, parse_task_id, rejects, throttles_once
 
 RETRY_AFTER = {"Retry-After": "1"}
+REJECTED_CREDENTIAL = "invalid"
+"""The one credential every protocol refuses, as its upstream refuses a wrong or revoked key."""
 
 ErrorAnswer = Callable[[int, str, dict[str, str] | None], Response]
 """Builds a protocol's error answer from a status, a message and extra headers."""
@@ -52,12 +54,23 @@ async def read_object(request: Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def bearer(connection: HTTPConnection, scheme: str = "Bearer") -> str | None:
-    """The non-empty credential after `scheme` in the Authorization header."""
+def presented(connection: HTTPConnection, scheme: str = "Bearer") -> str | None:
+    """The non-empty credential after `scheme` in the Authorization header, whatever it is."""
     given_scheme, _, credential = connection.headers.get("authorization", "").partition(" ")
     if given_scheme.lower() != scheme.lower() or not credential.strip():
         return None
     return credential.strip()
+
+
+def rejects_credential(connection: HTTPConnection, scheme: str = "Bearer") -> bool:
+    """True when the request sends the credential the simulator refuses (REJECTED_CREDENTIAL)."""
+    return presented(connection, scheme) == REJECTED_CREDENTIAL
+
+
+def bearer(connection: HTTPConnection, scheme: str = "Bearer") -> str | None:
+    """The credential the upstream would accept: one is sent under `scheme`, and it is not the rejected one."""
+    credential = presented(connection, scheme)
+    return None if credential == REJECTED_CREDENTIAL else credential
 
 
 def root_url(connection: HTTPConnection) -> str:
