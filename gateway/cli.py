@@ -253,6 +253,22 @@ async def _keys_credit(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(getattr(exc, "message", str(exc)))
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from gateway import doctor
+
+    settings = demo_settings("127.0.0.1", 8000, args.simulator_url) if args.simulator_url else Settings()
+    unknown = [name for name in args.providers if name not in settings.providers]
+    if unknown:
+        print(
+            f"unknown provider {unknown[0]!r}; configured: {', '.join(settings.providers)}", file=sys.stderr
+        )
+        return 2
+    code: int = anyio.run(doctor.run, settings, args.providers, Console(), args.timeout)
+    return code
+
+
 def _simulator_url(value: str) -> str:
     """An http(s) base URL without its trailing slash (the providers' prefixes are appended to it)."""
     parts = urlsplit(value)
@@ -287,6 +303,16 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8199)
     sim.add_argument("--speed", type=float, default=None)
+
+    doctor = sub.add_parser("doctor", help="check each configured provider against its upstream")
+    doctor.add_argument("providers", nargs="*", help="only these (a named one must be configured)")
+    doctor.add_argument(
+        "--simulator-url",
+        type=_simulator_url,
+        default=None,
+        help="check the providers as `gateway demo --simulator-url` would point them (a running simulator)",
+    )
+    doctor.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each upstream")
 
     cli_client.add_commands(sub)
 
@@ -328,6 +354,8 @@ def main(argv: list[str] | None = None) -> None:
             settings = Settings()
             speed = args.speed if args.speed is not None else settings.simulator.speed
             anyio.run(_simulator, args.host, args.port, speed, settings.data_dir / "simulator")
+        elif args.command == "doctor":
+            sys.exit(_doctor(args))
         else:
             anyio.run(KEY_COMMANDS[args.keys_command], Settings(), args)
     except KeyboardInterrupt:

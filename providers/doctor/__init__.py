@@ -1,0 +1,26 @@
+"""`gateway doctor`'s view of each upstream: which check runs for which adapter, and what it finds."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from providers.base import ProviderSettings
+from providers.doctor import comfyui, upstreams
+from providers.doctor.findings import Finding, Status, ok, problem, skipped
+
+Probe = Callable[[httpx.AsyncClient, ProviderSettings, Sequence[Mapping[str, Any]]], Awaitable[list[Finding]]]
+"""Checks one upstream with a client on its base URL, given the upstream parameters of its models."""
+
+PROBES: dict[str, Probe] = {
+    "providers.suno:SunoProvider": upstreams.suno,
+    "providers.luma:LumaProvider": upstreams.luma,
+    "providers.pika:PikaProvider": upstreams.fal,
+    "providers.runway:RunwayProvider": upstreams.runway,
+    "providers.comfyui:ComfyUIProvider": comfyui.comfyui,
+}
+"""By the adapter named in config.toml; an adapter without a probe is shown as not checked."""
+
+__all__ = ["PROBES", "Finding", "Probe", "Status", "ok", "problem", "skipped"]
