@@ -258,6 +258,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
     from gateway import doctor
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the table says what each request found
     settings = demo_settings("127.0.0.1", 8000, args.simulator_url) if args.simulator_url else Settings()
     unknown = [name for name in args.providers if name not in settings.providers]
     if unknown:

@@ -82,13 +82,18 @@ async def examine(
 
 
 def table(exams: Sequence[Examination]) -> Table:
-    grid = Table(title="gateway doctor", title_justify="left", show_lines=True)
+    grid = Table(title="gateway doctor", title_justify="left")
     for column in ("provider", "check", "result", "detail"):
         grid.add_column(column, overflow="fold")
     for exam in exams:
+        last = len(exam.findings) - 1
         for index, finding in enumerate(exam.findings):
             grid.add_row(
-                exam.provider if index == 0 else "", finding.check, MARKS[finding.status], finding.detail
+                exam.provider if index == 0 else "",
+                finding.check,
+                MARKS[finding.status],
+                finding.detail,
+                end_section=index == last,
             )
     return grid
 
