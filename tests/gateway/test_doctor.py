@@ -173,7 +173,7 @@ async def test_a_workflow_the_comfyui_server_cannot_run(
     path.write_text(json.dumps(workflow))
     settings = pointed_at(simulator, tmp_path, local={"extra": {"workflow": str(path)}})
 
-    code, found, printed = await checked(settings, "local")
+    code, found, _ = await checked(settings, "local")
     assert code == 1
     status, detail = found["local"]["workflow"]
     assert status is Status.PROBLEM
