@@ -40,13 +40,20 @@ def skipped(check: str, detail: str) -> Finding:
     return Finding(check, Status.SKIPPED, detail)
 
 
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLCertVerificationError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
 def unreachable(url: str, exc: httpx.TransportError) -> Finding:
     """Why the upstream could not be reached, without a traceback."""
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         reason = f"no answer in time ({type(exc).__name__})"
-    elif isinstance(exc.__context__, ssl.SSLCertVerificationError):
-        reason = f"TLS certificate not trusted ({exc.__context__.verify_message}); see SSL_CERT_FILE"
+    elif (untrusted := _certificate_error(exc)) is not None:
+        reason = f"TLS certificate not trusted ({untrusted.verify_message}); see SSL_CERT_FILE"
     return problem("reachable", f"{url}: {' '.join(reason.split())[:200]}")
 
 
