@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
-
-import httpx
-
-from providers.base import ProviderSettings
 from providers.doctor import comfyui, upstreams
-from providers.doctor.findings import Finding, Status, ok, problem, skipped
-
-Probe = Callable[[httpx.AsyncClient, ProviderSettings, Sequence[Mapping[str, Any]]], Awaitable[list[Finding]]]
-"""Checks one upstream with a client on its base URL, given the upstream parameters of its models."""
+from providers.doctor.findings import Finding, Probe, Status, ok, problem, skipped
 
 PROBES: dict[str, Probe] = {
     "providers.suno:SunoProvider": upstreams.suno,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import enum
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from providers.base import upstream_message
+from providers.base import ProviderSettings, upstream_message
 
 
 class Status(enum.Enum):
@@ -56,6 +56,9 @@ def unreachable(url: str, exc: httpx.TransportError) -> Finding:
         reason = f"TLS certificate not trusted ({untrusted.verify_message}); see SSL_CERT_FILE"
     return problem("reachable", f"{url}: {' '.join(reason.split())[:200]}")
 
+
+Probe = Callable[[httpx.AsyncClient, ProviderSettings, Sequence[Mapping[str, Any]]], Awaitable[list[Finding]]]
+"""Checks one upstream with a client on its base URL, given the upstream parameters of its models."""
 
 Reader = Callable[[Any], str]
 """Turns an accepted answer's JSON into the detail shown (a balance, say); raises on a body it cannot read."""

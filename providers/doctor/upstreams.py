@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from providers.base import ProviderSettings
-from providers.doctor.findings import Finding, authenticated_get
+from providers.doctor.findings import Finding, Probe, Reader, authenticated_get
 from providers.pika import DEFAULT_MODEL_PATH
 from providers.runway import API_VERSION
 
@@ -17,42 +17,36 @@ PROBE_REQUEST_ID = "00000000-0000-4000-8000-000000000000"
 FAL_NAMESPACES = ("workflows", "comfy")
 
 
-def _bearer(settings: ProviderSettings, scheme: str = "Bearer") -> dict[str, str]:
+def _credential(settings: ProviderSettings, scheme: str) -> dict[str, str]:
     return {"Authorization": f"{scheme} {settings.api_key}"} if settings.api_key else {}
 
 
-async def suno(
-    http: httpx.AsyncClient, settings: ProviderSettings, params: Sequence[Mapping[str, Any]]
-) -> list[Finding]:
-    """suno-api's `GET /api/get_limit`: the account's credits left."""
+def account_probe(path: str, read: Reader, headers: Mapping[str, str] | None = None) -> Probe:
+    """A probe reading the account behind a Bearer credential at `path`."""
 
-    def read(body: Any) -> str:
-        return f"{body['credits_left']} credits left this {body.get('period') or 'period'}"
+    async def probe(
+        http: httpx.AsyncClient, settings: ProviderSettings, params: Sequence[Mapping[str, Any]]
+    ) -> list[Finding]:
+        return await authenticated_get(
+            http, path, {**_credential(settings, "Bearer"), **(headers or {})}, read
+        )
 
-    return await authenticated_get(http, "/api/get_limit", _bearer(settings), read)
-
-
-async def luma(
-    http: httpx.AsyncClient, settings: ProviderSettings, params: Sequence[Mapping[str, Any]]
-) -> list[Finding]:
-    """Luma's `GET /credits` (what lumaai's `credits.get()` reads): the balance in USD cents."""
-
-    def read(body: Any) -> str:
-        return f"credit balance ${float(body['credit_balance']) / 100:,.2f}"
-
-    return await authenticated_get(http, "/credits", _bearer(settings), read)
+    return probe
 
 
-async def runway(
-    http: httpx.AsyncClient, settings: ProviderSettings, params: Sequence[Mapping[str, Any]]
-) -> list[Finding]:
-    """Runway's `GET /v1/organization` (runwayml's `organization.retrieve()`): the credit balance."""
+suno = account_probe(
+    "/api/get_limit",
+    lambda body: f"{body['credits_left']} credits left this {body.get('period') or 'period'}",
+)
+"""suno-api's `GET /api/get_limit`: the account's credits left."""
 
-    def read(body: Any) -> str:
-        return f"{int(body['creditBalance']):,} credits"
+luma = account_probe("/credits", lambda body: f"credit balance ${float(body['credit_balance']) / 100:,.2f}")
+"""Luma's `GET /credits` (lumaai's `credits.get()`): the balance, in USD cents."""
 
-    headers = {**_bearer(settings), "X-Runway-Version": API_VERSION}
-    return await authenticated_get(http, "/organization", headers, read)
+runway = account_probe(
+    "/organization", lambda body: f"{int(body['creditBalance']):,} credits", {"X-Runway-Version": API_VERSION}
+)
+"""Runway's `GET /v1/organization` (runwayml's `organization.retrieve()`): the credit balance."""
 
 
 def fal_app(model_path: str) -> str:
@@ -68,8 +62,6 @@ async def fal(
     past authentication, and 401 before it."""
     model_path = next((str(p["model_path"]) for p in params if p.get("model_path")), DEFAULT_MODEL_PATH)
     path = f"/{fal_app(model_path)}/requests/{PROBE_REQUEST_ID}/status"
-
-    def read(body: Any) -> str:
-        return "credential accepted"
-
-    return await authenticated_get(http, path, _bearer(settings, "Key"), read, accepted_statuses=(404,))
+    return await authenticated_get(
+        http, path, _credential(settings, "Key"), lambda body: "credential accepted", accepted_statuses=(404,)
+    )
