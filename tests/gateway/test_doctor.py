@@ -166,7 +166,7 @@ async def test_a_workflow_the_comfyui_server_cannot_run(
 ) -> None:
     all_credentials(monkeypatch)
     workflow = json.loads(DEFAULT_WORKFLOW.read_text())
-    workflow["4"]["inputs"]["ckpt_name"] = "sd_xl_base_1.0.safetensors"
+    workflow["4"]["inputs"]["ckpt_name"] = "flux1-dev.safetensors"
     workflow["3"]["inputs"]["sampler_name"] = "euler_z"
     workflow["10"] = {"class_type": "UpscaleWithMagic", "inputs": {"image": ["8", 0]}}
     path = tmp_path / "sdxl.json"
@@ -180,7 +180,7 @@ async def test_a_workflow_the_comfyui_server_cannot_run(
     assert detail.startswith("sdxl.json: ")
     assert set(detail.removeprefix("sdxl.json: ").split("; ")) == {
         "node 3 (KSampler): value 'euler_z' for sampler_name is not on the server",
-        "node 4 (CheckpointLoaderSimple): model file 'sd_xl_base_1.0.safetensors' for ckpt_name is not on the server",
+        "node 4 (CheckpointLoaderSimple): model file 'flux1-dev.safetensors' for ckpt_name is not on the server",
         "node 10: node type 'UpscaleWithMagic' is not installed",
     }
     assert found["local"]["reachable"][0] is Status.OK
