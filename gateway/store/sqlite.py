@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
 from collections.abc import Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -31,9 +33,9 @@ class _Pending:
 
     __slots__ = ("done", "error", "result", "work")
 
-    def __init__(self, work: Work[Any], done: anyio.Event) -> None:
+    def __init__(self, work: Work[Any], done: asyncio.Future[None]) -> None:
         self.work = work
-        self.done = done  # shared by every write of the same batch: one Event per commit, not per write
+        self.done = done  # shared by every write of the same batch: one future per commit, not per write
         self.result: Any = None
         self.error: Exception | None = None
 
@@ -103,16 +105,18 @@ class SqliteDatabase:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writes = anyio.CapacityLimiter(1)
+        # The writer: one thread of its own, fed batch by batch from the event loop.
+        self._executor: ThreadPoolExecutor | None = None
         self._queue: list[_Pending] = []
-        self._next_done: anyio.Event | None = None
+        self._next_done: asyncio.Future[None] | None = None
         self._flushing = False
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await anyio.to_thread.run_sync(self._open_writer, limiter=self._writes)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._writer = await asyncio.get_running_loop().run_in_executor(self._executor, self._open_writer)
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         self._reader.row_factory = aiosqlite.Row
         for pragma in PRAGMAS:
@@ -132,41 +136,51 @@ class SqliteDatabase:
     async def close(self) -> None:
         if self._reader is not None:
             await self._reader.close()
-        if self._writer is not None:
-            await anyio.to_thread.run_sync(self._writer.close, limiter=self._writes)
-        self._reader = self._writer = None
+        if self._executor is not None:
+            if self._writer is not None:  # after any batch still in the writer's hands
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
+            self._executor.shutdown(wait=False)
+        self._reader = self._writer = self._executor = None
 
     async def write(self, work: Work[T]) -> T:
         """Run `work` atomically and durably, as if in a transaction of its own.
 
         Writes that arrive while one is running are committed together (group commit). Should one of
         them raise, the batch runs again with each write under its own SAVEPOINT, so that one is
-        rolled back alone and its caller gets the error.
+        rolled back alone and its caller gets the error. The batches are handed to the writer thread
+        by callbacks, not by a caller's task, so a cancelled caller never holds the others up.
         """
         if self._next_done is None:
-            self._next_done = anyio.Event()
+            self._next_done = asyncio.get_running_loop().create_future()
         pending = _Pending(work, self._next_done)
         self._queue.append(pending)
         if not self._flushing:
-            self._flushing = True
-            try:
-                # Shielded: the writer serves every queued caller even if its own caller is cancelled.
-                with anyio.CancelScope(shield=True):
-                    while self._queue:
-                        batch, done = self._queue, self._next_done
-                        self._queue, self._next_done = [], None
-                        try:
-                            await anyio.to_thread.run_sync(self._commit_batch, batch, limiter=self._writes)
-                        finally:  # whatever happened, every caller of the batch is told
-                            if done is not None:
-                                done.set()
-            finally:
-                self._flushing = False
-        with anyio.CancelScope(shield=True):  # the caller always learns what was committed
-            await pending.done.wait()
+            self._flush()
+        if not pending.done.done():
+            # The caller always learns what was committed; asyncio.shield keeps a native cancel of
+            # this task from cancelling the future the rest of the batch waits on.
+            with anyio.CancelScope(shield=True):
+                await asyncio.shield(pending.done)
         if pending.error is not None:
             raise pending.error
         return cast(T, pending.result)
+
+    def _flush(self) -> None:
+        """Hand the queued writes to the writer thread as one batch; the next batch follows when it is done."""
+        assert self._executor is not None, "database is not open"
+        batch, done = self._queue, self._next_done
+        self._queue, self._next_done = [], None
+        self._flushing = True
+        committing = asyncio.get_running_loop().run_in_executor(self._executor, self._commit_batch, batch)
+        committing.add_done_callback(lambda _: self._batch_done(done))
+
+    def _batch_done(self, done: asyncio.Future[None] | None) -> None:
+        if done is not None and not done.done():  # every caller of the batch is told, whatever happened
+            done.set_result(None)
+        if self._queue:
+            self._flush()
+        else:
+            self._flushing = False
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
         conn = self._writer
