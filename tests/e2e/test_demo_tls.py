@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_restart import Demo, wait_until
+from tests.e2e.test_restart import Demo
 
 pytestmark = pytest.mark.e2e
 TRUST_LINE = re.compile(r"export SSL_CERT_FILE=(\S+)")
@@ -36,20 +36,7 @@ def test_a_job_runs_on_the_https_simulator(demo: Demo, tmp_path: Path) -> None:
     index = httpx.get(simulator_url + "/", verify=ssl.create_default_context(cafile=trust), timeout=10)
     assert index.json()["providers"]["pika"] == simulator_url + "/fal"
 
-    created = httpx.post(
-        demo.url + "/api/generations",
-        json={"model": "pika", "prompt": "a fox in the snow"},
-        headers={"Authorization": f"Bearer {demo.key}"},
-        timeout=10,
-    )
-    assert created.status_code == 202, created.text
-    job_id = created.json()["id"]
-    job = wait_until(
-        lambda: (
-            (j := demo.get(f"/api/generations/{job_id}"))["status"] in ("completed", "failed", "canceled")
-            and j
-        )
-    )
+    job = demo.run_job("pika", "a fox in the snow")
     assert job["status"] == "completed", job  # submitted, polled and mirrored over HTTPS
     download = httpx.get(job["url"], timeout=10)
     assert download.status_code == 200 and download.headers["content-type"] == "video/webm"

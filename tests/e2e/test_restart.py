@@ -102,6 +102,21 @@ class Demo:
         response.raise_for_status()
         return response.json()
 
+    def run_job(self, model: str, prompt: str) -> dict[str, Any]:
+        """Creates a job with the demo key and waits for it to finish; the finished job object."""
+        created = httpx.post(
+            self.url + "/api/generations",
+            json={"model": model, "prompt": prompt},
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
+        )
+        assert created.status_code == 202, created.text
+        path = f"/api/generations/{created.json()['id']}"
+        job: dict[str, Any] = wait_until(
+            lambda: (j := self.get(path))["status"] in ("completed", "failed", "canceled") and j
+        )
+        return job
+
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
