@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from providers.base import ProviderSettings, upstream_message
 from providers.doctor.findings import Finding, ok, problem, skipped, unreachable
-from providers.workflows import DEFAULT_WORKFLOW
+from providers.workflows import workflow_path
 
 MODEL_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
 SHOWN = 8
@@ -62,8 +61,9 @@ def missing(workflow: Mapping[str, Any], object_info: Mapping[str, Any]) -> list
 
 
 def load_workflow(extra: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The configured workflow (`extra.workflow`, else the shipped one) and its path; ValueError if unreadable."""
-    path = Path(str(extra.get("workflow") or DEFAULT_WORKFLOW))
+    """The configured workflow (`extra.workflow`: a path or a shipped one's name; else the shipped txt2img)
+    and its file name; ValueError if it cannot be read."""
+    path = workflow_path(extra.get("workflow"))
     try:
         nodes = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

@@ -186,6 +186,19 @@ async def test_a_workflow_the_comfyui_server_cannot_run(
     assert found["local"]["reachable"][0] is Status.OK
 
 
+async def test_a_shipped_workflow_named_alone(
+    simulator: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    all_credentials(monkeypatch)
+    settings = pointed_at(simulator, tmp_path, local={"extra": {"workflow": "model_free.json"}})
+    code, found, printed = await checked(settings, "local")
+    assert code == 0, printed
+    assert found["local"]["workflow"] == (
+        Status.OK,
+        "model_free.json: all 3 nodes and their model files are on the server",
+    )
+
+
 async def test_an_unreadable_workflow(
     simulator: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
