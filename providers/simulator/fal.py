@@ -21,11 +21,10 @@ from providers.simulator.timeline import (
 )
 from providers.simulator.web import (
     Simulator,
-    bearer,
+    credential_refused,
     media_url,
     mount_url,
     read_object,
-    rejects_credential,
     text_field,
 )
 
@@ -177,13 +176,10 @@ def routes(sim: Simulator) -> list[BaseRoute]:
     queue = Queue(sim)
 
     async def dispatch(request: Request) -> Response:
-        if bearer(request, "Key") is None:
-            message = (
-                "No user found for Key ID and Secret"
-                if rejects_credential(request, "Key")
-                else "Authentication is required: send Authorization: Key <key>"
+        if credential_refused(request, "Key"):
+            return fal_error(
+                401, "Authentication is required: send Authorization: Key <key>", "authorization_error"
             )
-            return fal_error(401, message, "authorization_error")
         split = split_app(request.path_params["path"])
         if split is None:
             return fal_error(404, "Application not found", "not_found")

@@ -21,7 +21,7 @@ from providers.simulator.timeline import (
 )
 from providers.simulator.web import (
     Simulator,
-    bearer,
+    credential_refused,
     json_error,
     media_url,
     read_object,
@@ -82,7 +82,7 @@ def _validate(body: dict[str, Any], kind: str) -> str | None:
 
 
 def unauthorized(request: Request) -> Response | None:
-    if bearer(request) is None:
+    if credential_refused(request):
         return json_error(401, {"detail": "Invalid or missing API key: send Authorization: Bearer <key>"})
     return None
 

@@ -20,7 +20,7 @@ from providers.simulator.timeline import (
     iso,
     new_task_id,
 )
-from providers.simulator.web import Simulator, bearer, json_error, media_url, read_object
+from providers.simulator.web import Simulator, credential_refused, json_error, media_url, read_object
 
 PROTOCOL = "run"
 API_VERSION = "2024-11-06"
@@ -111,7 +111,7 @@ class Tasks:
 
 def refused(request: Request) -> Response | None:
     """Runway refuses requests without a Bearer key or without the pinned API version."""
-    if bearer(request) is None:
+    if credential_refused(request):
         return runway_error(401, "Invalid API key: send Authorization: Bearer <key>")
     if request.headers.get("x-runway-version") != API_VERSION:
         return runway_error(400, f"A valid X-Runway-Version header is required (supported: {API_VERSION})")

@@ -23,10 +23,10 @@ from providers.simulator.timeline import (
 )
 from providers.simulator.web import (
     Simulator,
+    credential_refused,
     json_error,
     media_url,
     read_object,
-    rejects_credential,
     text_field,
 )
 
@@ -43,13 +43,6 @@ DIRECTIVE = re.compile(r"\bsim:\w+")
 
 def suno_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_error(status, {"error": message}, headers)
-
-
-def unauthorized(request: Request) -> Response | None:
-    """suno-api itself has no keys; behind an authenticating proxy (SUNO_API_KEY) a wrong one is refused."""
-    if rejects_credential(request):
-        return suno_error(401, "Unauthorized: invalid API key")
-    return None
 
 
 def title_for(prompt: str) -> str:
@@ -81,6 +74,13 @@ def clip(request: Request, sim: Simulator, task: TaskId, record: Record | None) 
         "duration": CLIP_SECONDS if status == "complete" else None,
         "error_message": FAILURE if status == "error" else None,
     }
+
+
+def unauthorized(request: Request) -> Response | None:
+    """suno-api takes no key unless one is set up in front of it; a refused one answers 401."""
+    if credential_refused(request, required=False):
+        return suno_error(401, "Unauthorized: invalid API key")
+    return None
 
 
 def routes(sim: Simulator) -> list[BaseRoute]:

@@ -14,8 +14,6 @@ from providers.simulator.store import Store
 from providers.simulator.timeline import Clock, TaskId, parse_task_id, rejects, throttles_once
 
 RETRY_AFTER = {"Retry-After": "1"}
-REJECTED_CREDENTIAL = "invalid"
-"""The one credential every protocol refuses, as its upstream refuses a wrong or revoked key."""
 
 ErrorAnswer = Callable[[int, str, dict[str, str] | None], Response]
 """Builds a protocol's error answer from a status, a message and extra headers."""
@@ -54,23 +52,24 @@ async def read_object(request: Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def presented(connection: HTTPConnection, scheme: str = "Bearer") -> str | None:
-    """The non-empty credential after `scheme` in the Authorization header, whatever it is."""
+def bearer(connection: HTTPConnection, scheme: str = "Bearer") -> str | None:
+    """The non-empty credential after `scheme` in the Authorization header."""
     given_scheme, _, credential = connection.headers.get("authorization", "").partition(" ")
     if given_scheme.lower() != scheme.lower() or not credential.strip():
         return None
     return credential.strip()
 
 
-def rejects_credential(connection: HTTPConnection, scheme: str = "Bearer") -> bool:
-    """True when the request sends the credential the simulator refuses (REJECTED_CREDENTIAL)."""
-    return presented(connection, scheme) == REJECTED_CREDENTIAL
+INVALID_CREDENTIAL = "invalid"
+"""The stand-in for a bad, banned or exhausted key: every protocol refuses it with its own 401."""
 
 
-def bearer(connection: HTTPConnection, scheme: str = "Bearer") -> str | None:
-    """The credential the upstream would accept: one is sent under `scheme`, and it is not the rejected one."""
-    credential = presented(connection, scheme)
-    return None if credential == REJECTED_CREDENTIAL else credential
+def credential_refused(connection: HTTPConnection, scheme: str = "Bearer", *, required: bool = True) -> bool:
+    """The auth check of every simulated provider: no credential (where one is required), or `invalid`."""
+    credential = bearer(connection, scheme)
+    if credential is None:
+        return required
+    return credential == INVALID_CREDENTIAL
 
 
 def root_url(connection: HTTPConnection) -> str:

@@ -140,7 +140,7 @@ async def test_an_unreachable_host(simulator: str, tmp_path: Path, monkeypatch: 
     [
         ("luma", "LUMAAI_API_KEY", "upstream answered 401: Invalid or missing API key"),
         ("run", "RUNWAYML_API_SECRET", "upstream answered 401: Invalid API key"),
-        ("pika", "FAL_KEY", "upstream answered 401: No user found for Key ID and Secret"),
+        ("pika", "FAL_KEY", "upstream answered 401: Authentication is required"),
         ("suno", "SUNO_API_KEY", "upstream answered 401: Unauthorized: invalid API key"),
     ],
 )
