@@ -121,7 +121,9 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         return JSONResponse(clips)
 
     async def get_limit(request: Request) -> Response:
-        return JSONResponse({"credits_left": 500, "period": "day", "monthly_limit": 500, "monthly_usage": 0})
+        return unauthorized(request) or JSONResponse(
+            {"credits_left": 500, "period": "day", "monthly_limit": 500, "monthly_usage": 0}
+        )
 
     return [
         Route("/api/generate", generate, methods=["POST"]),
