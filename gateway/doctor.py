@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 import httpx
@@ -33,6 +33,8 @@ class Examination:
 def credential(settings: Settings, name: str, named: bool) -> Examination:
     """What the environment holds for the provider: its required variables and its credential."""
     config = settings.providers[name]
+    if config.accounts:
+        return account_credentials(settings, name, named)
     exam = Examination(name)
     unset = [var for var in config.requires if not os.environ.get(var)]
     if unset and not settings.demo:
@@ -55,18 +57,43 @@ def credential(settings: Settings, name: str, named: bool) -> Examination:
     return exam
 
 
+def account_credentials(settings: Settings, name: str, named: bool) -> Examination:
+    """A provider with upstream accounts: each account's credential variable, one finding each."""
+    exam = Examination(name)
+    if not settings.provider_configured(name):
+        exam.configured = named
+        wanted = ", ".join(a.credential_env or a.name for a in settings.providers[name].accounts)
+        finding = problem if named else skipped
+        exam.findings.append(finding("credential", f"no account has its credential (set one of {wanted})"))
+        return exam
+    for account in settings.providers[name].accounts:
+        check = f"credential ({account.name})"
+        if settings.account_configured(name, account):
+            exam.findings.append(ok(check, f"{account.credential_env or 'no variable'}: set or not needed"))
+        else:
+            exam.findings.append(skipped(check, f"{account.credential_env} not set: the account is left out"))
+    return exam
+
+
 async def examine_one(settings: Settings, exam: Examination, wait_seconds: float) -> None:
-    """Runs the provider's probe, with a client of its own, after the credential check passed."""
+    """Runs the provider's probe (once per upstream account), with a client of its own, after the
+    credential check passed."""
     config = settings.providers[exam.provider]
     probe = PROBES.get(config.adapter)
     if probe is None:
         exam.findings.append(skipped("reachable", f"no check for the adapter {config.adapter}"))
         return
-    provider = settings.provider_settings(exam.provider)
     params = [model.upstream for model in settings.models.values() if model.provider == exam.provider]
     client_timeout = httpx.Timeout(wait_seconds, connect=min(wait_seconds, 10.0))
-    async with httpx.AsyncClient(base_url=provider.base_url.rstrip("/"), timeout=client_timeout) as http:
-        exam.findings.extend(await probe(http, provider, params))
+    for account in config.account_list():
+        if not settings.account_configured(exam.provider, account):
+            continue
+        provider = settings.provider_settings(exam.provider, account=account)
+        async with httpx.AsyncClient(base_url=provider.base_url.rstrip("/"), timeout=client_timeout) as http:
+            findings = await probe(http, provider, params)
+        if config.accounts:  # one row per account: which one is refused is the point
+            findings = [replace(f, check=f"{f.check} ({account.name})") for f in findings]
+        exam.findings.extend(findings)
 
 
 async def examine(

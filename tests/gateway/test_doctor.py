@@ -13,7 +13,7 @@ from rich.console import Console
 
 from gateway import doctor
 from gateway.cli import demo_settings, main
-from gateway.settings import Settings
+from gateway.settings import AccountConfig, Settings
 from providers.doctor import Status
 from providers.simulator import build_app
 from providers.workflows import DEFAULT_WORKFLOW
@@ -214,3 +214,18 @@ def test_an_unknown_provider_is_refused(capsys: pytest.CaptureFixture[str]) -> N
         main(["doctor", "midjourney"])
     assert exit_.value.code == 2
     assert "unknown provider 'midjourney'" in capsys.readouterr().err
+
+
+async def test_each_upstream_account_is_checked_on_its_own(
+    simulator: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    all_credentials(monkeypatch, LUMA_KEY_A="invalid", LUMA_KEY_B="good")
+    monkeypatch.delenv("LUMAAI_API_KEY")  # the accounts bring their own credentials
+    accounts = [AccountConfig(name=n, credential_env=f"LUMA_KEY_{n.upper()}") for n in ("a", "b", "c")]
+    code, found, _ = await checked(pointed_at(simulator, tmp_path, luma={"accounts": accounts}), "luma")
+    assert code == 1
+    luma = found["luma"]
+    assert luma["credential (a)"][0] is luma["credential (b)"][0] is Status.OK
+    assert luma["credential (c)"][0] is Status.SKIPPED  # unset: the gateway leaves it out
+    assert luma["auth (a)"][0] is Status.PROBLEM and "401" in luma["auth (a)"][1]
+    assert luma["auth (b)"][0] is Status.OK and "auth (c)" not in luma
