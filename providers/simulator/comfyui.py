@@ -181,6 +181,7 @@ class Handlers:
         await self.sim.store.remember(
             [prompt_id], PROTOCOL, now, workflow=workflow, client_id=client_id, number=number
         )
+        await self.sim.hold_answer(text)
         return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
     async def prompt_info(self, request: Request) -> Response:
