@@ -13,6 +13,8 @@ from providers.base import (
     Queued,
     Sleep,
     Submitted,
+    Submitting,
+    SubmitUncertain,
     Succeeded,
     Task,
     Update,
@@ -28,13 +30,17 @@ def release(name: str = "default") -> None:
 
 
 class ScriptedProvider:
-    """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release()."""
+    """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release();
+    `hang-submit` → the submit reaches the upstream and never answers (the process "dies" there);
+    `no-answer` → the submit reaches the upstream and the answer is lost (SubmitUncertain)."""
 
     name = "scripted"
 
     def __init__(self, settings: ProviderSettings, *, sleep: Sleep | None = None) -> None:
         self.settings = settings
         self.cancelled: list[str] = []
+        self.submitted: list[str] = []
+        """The job ids the upstream received a submit for, one entry per submit."""
 
     def prepare(self, task: Task) -> Task:
         return task
@@ -42,6 +48,13 @@ class ScriptedProvider:
     async def run(self, task: Task) -> AsyncIterator[Update]:
         if "unavailable" in task.prompt:
             raise UpstreamError("upstream answered 503: overloaded", retryable=True, status=503)
+        if task.upstream_id is None:
+            yield Submitting()
+            self.submitted.append(task.job_id)
+            if "hang-submit" in task.prompt:
+                await anyio.sleep_forever()
+            if "no-answer" in task.prompt:
+                raise SubmitUncertain("no answer to the submit: ReadTimeout")
         yield Submitted(f"up-{task.job_id}")
         yield Queued(position=2)
         yield Progress(25, "dreaming")
@@ -59,3 +72,10 @@ class ScriptedProvider:
 
     async def aclose(self) -> None:
         pass
+
+
+class FindingProvider(ScriptedProvider):
+    """A scripted upstream that lists its tasks, as ComfyUI does: a lost submit is found again."""
+
+    async def find_submitted(self, task: Task) -> str | None:
+        return f"up-{task.job_id}" if task.job_id in self.submitted else None
