@@ -71,7 +71,7 @@ async def crash_after_the_submit_left(client: httpx.AsyncClient, key: str, app: 
     svc.runner.stop_local(job_id)  # the process dies here: the driver never hears the upstream id
 
     async def stopped() -> bool:
-        return svc.runner.running == 0
+        return bool(svc.runner.running == 0)
 
     await until(stopped)
     assert await svc.runner.recover(starting=True) == 1
@@ -151,7 +151,7 @@ async def test_a_job_that_died_before_sending_anything_is_submitted_on_recovery(
         svc.runner.stop_local(job_id)
 
         async def stopped() -> bool:
-            return svc.runner.running == 0
+            return bool(svc.runner.running == 0)
 
         await until(stopped)
         # As a job is when the process died before its driver got to the submit: no intent, no id.
