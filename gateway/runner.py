@@ -349,7 +349,9 @@ class Runner:
         urls, content_type = result.urls, result.content_type or "application/octet-stream"
         if not upstream.passthrough:
             try:
-                urls, content_type = await self.results.mirror(job.id, result.urls, expires)
+                urls, content_type = await self.results.mirror(
+                    job.id, result.urls, expires, trusted=[upstream.base_url] if upstream.base_url else []
+                )
             except MirrorError as exc:
                 await self._fail(job, f"The result could not be stored: {exc}.", "result_unavailable")
                 return

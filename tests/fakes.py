@@ -32,7 +32,8 @@ def release(name: str = "default") -> None:
 class ScriptedProvider:
     """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release();
     `hang-submit` → the submit reaches the upstream and never answers (the process "dies" there);
-    `no-answer` → the submit reaches the upstream and the answer is lost (SubmitUncertain)."""
+    `no-answer` → the submit reaches the upstream and the answer is lost (SubmitUncertain);
+    `result=<url>` → that URL is the result."""
 
     name = "scripted"
 
@@ -64,7 +65,10 @@ class ScriptedProvider:
         if "fail" in task.prompt:
             yield Failed("the upstream refused: content policy")
             return
-        yield Succeeded([f"https://cdn.example/{task.job_id}.wav"], "audio/wav")
+        url = f"https://cdn.example/{task.job_id}.wav"
+        if "result=" in task.prompt:
+            url = task.prompt.split("result=", 1)[1].split()[0]
+        yield Succeeded([url], "audio/wav")
 
     async def cancel(self, upstream_id: str) -> bool:
         self.cancelled.append(upstream_id)
