@@ -31,7 +31,7 @@ def release(name: str = "default") -> None:
 
 class ScriptedProvider:
     """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release();
-    `hang-submit` → the submit reaches the upstream and never answers (the process "dies" there);
+    `hang-submit` → the submit reaches the upstream and answers only at release("submit");
     `no-answer` → the submit reaches the upstream and the answer is lost (SubmitUncertain);
     `result=<url>` → that URL is the result."""
 
@@ -52,8 +52,8 @@ class ScriptedProvider:
         if task.upstream_id is None:
             yield Submitting()
             self.submitted.append(task.job_id)
-            if "hang-submit" in task.prompt:
-                await anyio.sleep_forever()
+            if "hang-submit" in task.prompt:  # until release("submit"), which most tests never give
+                await RELEASE.setdefault("submit", anyio.Event()).wait()
             if "no-answer" in task.prompt:
                 raise SubmitUncertain("no answer to the submit: ReadTimeout")
         yield Submitted(f"up-{task.job_id}")

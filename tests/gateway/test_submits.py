@@ -14,6 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.runner import Runner
 from gateway.store import jobs as job_store
 from gateway.store.jobs import Job
 from tests.conftest import admin_headers, bearer, make_settings
@@ -165,3 +166,49 @@ async def test_a_job_that_died_before_sending_anything_is_submitted_on_recovery(
         release()
         job = await finished(app, job_id)
         assert job.status == "completed" and upstream_of(app).submitted == [job_id]
+
+
+@pytest.mark.parametrize(
+    ("scripted", "outcome", "cancelled"), [({}, "failed", True), (FINDING, "completed", False)]
+)
+async def test_a_replica_that_hears_its_submit_answered_after_a_take_over(
+    tmp_path: Path, scripted: dict[str, Any], outcome: str, cancelled: bool
+) -> None:
+    """Replica A sent the submit and stalled; B took the job over. When A hears the upstream id at
+    last, it cancels that task only if B did not find it and follow it."""
+    async with gateway(tmp_path, **scripted) as (client, key, app):
+        svc = app.state.services
+        created = await client.post(
+            "/api/generations", json={"model": "echo", "prompt": "hang-submit hold"}, headers=bearer(key)
+        )
+        job_id = created.json()["id"]
+        upstream = upstream_of(app)
+
+        async def received() -> bool:
+            return upstream.submitted == [job_id]
+
+        await until(received)
+        other = Runner(
+            svc.db, svc.bus, svc.registry, svc.results, svc.settings.model_copy(update={"instance_id": "b"})
+        )
+        async with anyio.create_task_group() as group:
+            other.attach(group)
+            assert await other.recover(starting=True) == 1  # B takes the job over (a new epoch)
+
+            async def taken_up() -> Job | None:
+                job = await job_store.get(svc.db, job_id)
+                return job if job is not None and (job.upstream_id or job.finished) else None
+
+            await until(taken_up)
+            release("submit")  # A hears its answer now, and finds the job is no longer its own
+
+            async def a_gave_up() -> bool:
+                return bool(svc.runner.running == 0)
+
+            await until(a_gave_up)
+            release()
+            job = await finished(app, job_id)
+            group.cancel_scope.cancel()
+        assert job.status == outcome
+        assert upstream.cancelled == ([f"up-{job_id}"] if cancelled else [])
+        assert upstream.submitted == [job_id]
