@@ -301,7 +301,7 @@ async def record_submit_intent(db: Database, job_id: str, *, lease: Lease | None
     """Note, before the submit request leaves, that the job is being sent upstream: committed first,
     so that recovery can tell a job that may be upstream from one that never was. Fenced like every
     driver write (NotChanged when the job finished or another replica holds it)."""
-    await record(db, job_id, {"submit_intent_at": iso(now())}, lease=lease)
+    await record(db, job_id, {"submit_intent_at": stamp()}, lease=lease)
 
 
 async def finish(
