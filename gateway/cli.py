@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +20,7 @@ import uvicorn
 
 from gateway import auth, cli_client, store
 from gateway.app import create_app
+from gateway.drain import Drain
 from gateway.settings import Settings
 from gateway.store import keys, ledger
 from gateway.store.db import Database
@@ -35,6 +38,22 @@ class _QuietServer(uvicorn.Server):
         import contextlib
 
         return contextlib.nullcontext()
+
+
+class _DrainingServer(uvicorn.Server):
+    """Uvicorn, beginning the app's drain the moment it is asked to stop (SIGTERM, Ctrl-C).
+
+    Uvicorn then stops listening and waits for open connections; the drain has already refused creates
+    and ended the event streams that would otherwise hold it up (see gateway/drain.py).
+    """
+
+    def __init__(self, config: uvicorn.Config, drain: Drain) -> None:
+        super().__init__(config)
+        self.drain = drain
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.drain.request()
+        super().handle_exit(sig, frame)
 
 
 def _settings_for(host: str, port: int, **changes: Any) -> Settings:
@@ -86,16 +105,20 @@ def _env_overrides(provider: str) -> set[str]:
 
 
 async def _serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=log_level,
         lifespan="on",
         access_log=False,  # gateway.access writes one JSON line per request instead
         backlog=4096,
+        # Requests still running after half the grace are cancelled; the other half is the runner's
+        # hand-over and the shutdown (each step bounded by what is left; see the app's lifespan).
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_seconds / 2)),
     )
-    await uvicorn.Server(config).serve()
+    await _DrainingServer(config, app.state.drain).serve()
 
 
 async def _demo(

@@ -58,8 +58,10 @@ def sse_response(
     retry_ms: int | None = None,
     first: Event | None = None,
     open_streams: Gauge | None = None,
+    send_timeout: float | None = None,
 ) -> EventSourceResponse:
-    """`first`, when given, is sent at once (it was just recorded) and the rest follows it."""
+    """`first`, when given, is sent at once (it was just recorded) and the rest follows it. A send that
+    waits longer than `send_timeout` (a client that reads nothing) raises SendTimeoutError."""
 
     async def body() -> AsyncIterator[bytes]:
         if open_streams is not None:
@@ -83,4 +85,5 @@ def sse_response(
         ping=heartbeat,
         sep="\n",
         ping_message_factory=lambda: ServerSentEvent(comment="ping", sep="\n"),
+        send_timeout=send_timeout,
     )

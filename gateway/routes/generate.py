@@ -8,26 +8,24 @@ from starlette.routing import Route
 
 from gateway.errors import ModelNotAllowed
 from gateway.jobs import create_job, job_object
-from gateway.routes.common import authenticate, read_json, services
+from gateway.openstreams import ManagedStream
+from gateway.routes.common import authenticate, event_stream, read_json, services
 from gateway.store import ledger
-from gateway.streams import sse_response
 
 
-async def generate(request: Request) -> Response:
+async def generate(request: Request) -> Response | ManagedStream:
     key = await authenticate(request, creating=True)
     body = await read_json(request)
     svc = services(request)
-    job, first = await create_job(svc, key, body, request.headers.get("idempotency-key"))
+    svc.drain.refuse_creates()
+    slot = svc.streams.open(key.id)  # a stream over the caps is refused before anything is debited
+    try:
+        job, first = await create_job(svc, key, body, request.headers.get("idempotency-key"))
+    except BaseException:
+        svc.streams.release(slot)
+        raise
     # An idempotent replay (first is None) streams the earlier job from its first event.
-    return sse_response(
-        svc.db,
-        svc.bus,
-        job.id,
-        heartbeat=svc.settings.heartbeat_seconds,
-        retry_ms=svc.settings.sse_retry_ms,
-        open_streams=svc.metrics.open_streams,
-        first=first,
-    )
+    return event_stream(svc, slot, job.id, first=first)
 
 
 async def create_generation(request: Request) -> Response:
