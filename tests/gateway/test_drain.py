@@ -52,13 +52,14 @@ async def until(check: Any) -> None:
             await anyio.sleep(0.01)
 
 
-def assert_shutting_down(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
+def assert_refused(response: httpx.Response, status: int, code: str, retry_after: int) -> None:
+    """A contract error that says when to come back: `Retry-After` and `retry_after` agree."""
+    assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
-    assert response.headers["retry-after"] == "1"
+    assert response.headers["retry-after"] == str(retry_after)
     body = response.json()
-    assert body["status"] == "Error" and body["code"] == "shutting_down"
-    assert body["retry_after"] == 1 and body["message"]
+    assert body["status"] == "Error" and body["code"] == code
+    assert body["retry_after"] == retry_after and body["message"]
 
 
 async def test_creates_during_the_drain_answer_503_shutting_down_and_debit_nothing(tmp_path: Path) -> None:
@@ -69,7 +70,7 @@ async def test_creates_during_the_drain_answer_503_shutting_down_and_debit_nothi
             response = await client.post(
                 path, json={"model": "echo", "prompt": "a song"}, headers=bearer(key)
             )
-            assert_shutting_down(response)
+            assert_refused(response, 503, "shutting_down", 1)
         balance = await client.get("/api/balance", headers=bearer(key))
         assert balance.json()["token_balance"] == 100  # reads still answer; nothing was debited
         ready = await client.get("/readyz")

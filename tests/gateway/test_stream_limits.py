@@ -14,7 +14,7 @@ from anyio.abc import TaskGroup
 from gateway.app import create_app
 from tests import fakes
 from tests.conftest import admin_headers, bearer, make_settings
-from tests.gateway.test_drain import new_key, running, services, until
+from tests.gateway.test_drain import assert_refused, new_key, running, services, until
 from tests.servers import serving
 from tests.sse import parse
 
@@ -22,12 +22,7 @@ pytestmark = pytest.mark.anyio
 
 
 def assert_too_many_streams(response: httpx.Response) -> None:
-    assert response.status_code == 429, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.headers["retry-after"] == "5"
-    body = response.json()
-    assert body["status"] == "Error" and body["code"] == "too_many_streams"
-    assert body["retry_after"] == 5 and body["message"]
+    assert_refused(response, 429, "too_many_streams", 5)
 
 
 async def held_job(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
