@@ -143,7 +143,7 @@ def wake_and_resume(base: str, key: str, job_id: str, sock: socket.socket) -> di
         while (chunk := sock.recv(1 << 16)) and not raw.endswith(b"0\r\n\r\n"):
             raw += chunk
     except (TimeoutError, ConnectionResetError):
-        pass
+        pass  # reset: the kernel gave up on it (TCP_USER_TIMEOUT) and what it held is lost; resumed all the same
     sock.close()
     text = raw.partition(b"\r\n\r\n")[2].decode(errors="replace")
     seen = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
@@ -173,7 +173,9 @@ def kernel_tcp_mib() -> float:
     return 0.0
 
 
-def phase(proc: Proc, key: str, model: str, jobs: int, readers: int, stalled: int) -> dict[str, Any]:
+def phase(
+    proc: Proc, key: str, model: str, jobs: int, readers: int, stalled: int, send_timeout: float
+) -> dict[str, Any]:
     base = f"http://127.0.0.1:{proc.port}"
     job_ids = create_jobs(base, key, model, jobs)
     dropped_before = dropped(base)
@@ -193,6 +195,11 @@ def phase(proc: Proc, key: str, model: str, jobs: int, readers: int, stalled: in
         while dropped(base) - dropped_before < stalled and time.monotonic() < deadline:
             time.sleep(0.5)
         result["rss_after_drops_mib"] = proc.rss_bytes() / 2**20
+        result["kernel_tcp_mib_after_drops"] = kernel_tcp_mib()
+        # `gateway serve` also has the kernel abort such a connection after twice the send timeout
+        time.sleep(2 * send_timeout + 2)
+        result["rss_after_kernel_abort_mib"] = proc.rss_bytes() / 2**20
+        result["kernel_tcp_mib_after_kernel_abort"] = kernel_tcp_mib()
     result["stalled_dropped"] = dropped(base) - dropped_before
     if sockets:
         woken = [wake_and_resume(base, key, job_id, sock) for job_id, sock in sockets[:WOKEN]]
@@ -222,9 +229,10 @@ def main() -> None:
         proc = gateway_proc(env)
         try:
             idle = proc.rss_bytes() / 2**20
-            baseline = phase(proc, key, "big", args.jobs, args.readers, 0)
-            with_stalled = phase(proc, key, "big", args.jobs, args.readers, args.stalled)
-            dropping = phase(proc, key, "huge", args.jobs // 2, args.readers // 10, args.dropped)
+            timeout = args.send_timeout
+            baseline = phase(proc, key, "big", args.jobs, args.readers, 0, timeout)
+            with_stalled = phase(proc, key, "big", args.jobs, args.readers, args.stalled, timeout)
+            dropping = phase(proc, key, "huge", args.jobs // 2, args.readers // 10, args.dropped, timeout)
         finally:
             proc.stop()
     results = {

@@ -118,7 +118,22 @@ async def _serve(settings: Settings, host: str, port: int, log_level: str = "inf
         # hand-over and the shutdown (each step bounded by what is left; see the app's lifespan).
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_seconds / 2)),
     )
-    await _DrainingServer(config, app.state.drain).serve()
+    await _DrainingServer(config, app.state.drain).serve(sockets=[_listening_socket(config, settings)])
+
+
+def _listening_socket(config: uvicorn.Config, settings: Settings) -> socket.socket:
+    """Uvicorn's socket, with the kernel told to abort a connection whose client takes no data for twice
+    the stream send timeout (TCP_USER_TIMEOUT, inherited by every accepted connection; Linux).
+
+    The app drops a stream whose client stopped reading after the send timeout, but what it had
+    written stays queued in the socket (megabytes of kernel buffer on a fast link) and the connection
+    stays open until the client reads or closes; this way the kernel lets go of it too.
+    """
+    sock = config.bind_socket()
+    if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
+        milliseconds = int(settings.stream_send_timeout_seconds * 2000)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
+    return sock
 
 
 async def _demo(
