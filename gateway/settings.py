@@ -145,7 +145,8 @@ class Settings(BaseSettings):
     max_streams: int = Field(default=5000, ge=1)
     """Event streams one replica holds open at once, every key together (429 `too_many_streams` above)."""
     stream_send_timeout_seconds: float = Field(default=30.0, gt=0)
-    """A stream whose client takes no data for this long is dropped (it resumes by Last-Event-ID)."""
+    """A stream whose next write has waited this long is dropped (its client resumes by Last-Event-ID);
+    `gateway serve` has the kernel cut a connection that takes no data for twice this long."""
     shutdown_grace_seconds: float = Field(default=8.0, gt=0)
     """From SIGTERM to exit: creates are refused, streams end, running jobs are handed over."""
     simulator: SimulatorConfig = SimulatorConfig()
