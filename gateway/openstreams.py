@@ -118,11 +118,12 @@ class ManagedStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streams, response = self.streams, self.response
-        started = False
+        started = complete = False
 
         async def send_tracked(message: Message) -> None:
-            nonlocal started
+            nonlocal started, complete
             started = True
+            complete = message["type"] == "http.response.body" and not message.get("more_body", False)
             await send(message)
 
         try:
@@ -135,7 +136,7 @@ class ManagedStream:
             return
         finally:
             streams.release(self.slot)
-        if response.active and streams.drain.draining:  # not finished, not disconnected: the drain ended it
+        if not complete and response.active and streams.drain.draining:  # neither finished nor left: drained
             streams.metrics.streams_ended.labels("draining").inc()
             await self._farewell(send, started)
 
