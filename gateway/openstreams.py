@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
 import anyio
 from sse_starlette import EventSourceResponse
@@ -92,9 +93,12 @@ class OpenStreams:
         for slot in list(self._slots):
             slot.scope.cancel()
 
-    def serve(self, slot: StreamSlot, response: EventSourceResponse) -> ManagedStream:
-        """`response` as an ASGI app that holds `slot` while it runs and gives it back after."""
-        return ManagedStream(self, slot, response)
+    def serve(
+        self, slot: StreamSlot, response: EventSourceResponse, closing: ExitStack | None = None
+    ) -> ManagedStream:
+        """`response` as an ASGI app that holds `slot` while it runs and gives it back after; `closing`
+        (the stream's live subscription) is closed after it too, even if the stream never started."""
+        return ManagedStream(self, slot, response, closing)
 
     def retry_hint(self) -> Response:
         """A stream asked for while draining: no events, only when to reconnect (EventSource does)."""
@@ -111,10 +115,17 @@ class ManagedStream:
     SDK reconnect (to another replica, or to this one once it is back) with their Last-Event-ID.
     """
 
-    def __init__(self, streams: OpenStreams, slot: StreamSlot, response: EventSourceResponse) -> None:
+    def __init__(
+        self,
+        streams: OpenStreams,
+        slot: StreamSlot,
+        response: EventSourceResponse,
+        closing: ExitStack | None = None,
+    ) -> None:
         self.streams = streams
         self.slot = slot
         self.response = response
+        self.closing = closing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streams, response = self.streams, self.response
@@ -136,6 +147,8 @@ class ManagedStream:
             return
         finally:
             streams.release(self.slot)
+            if self.closing is not None:
+                self.closing.close()
         if not complete and response.active and streams.drain.draining:  # neither finished nor left: drained
             streams.metrics.streams_ended.labels("draining").inc()
             await self._farewell(send, started)

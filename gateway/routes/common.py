@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from typing import Any
 
 from starlette.requests import Request
 
 from gateway.auth import require_key
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from gateway.events import Event
+from gateway.events import Event, Mailbox
 from gateway.jobs import Services
 from gateway.openstreams import ManagedStream, StreamSlot
 from gateway.parsing import whole_number
@@ -52,16 +53,20 @@ async def read_json(request: Request) -> Any:
         if size > limit:
             raise PayloadTooLarge(f"The body is over the {limit}-byte limit.", limit=limit)
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = json.loads(b"".join(chunks))
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}.") from exc
     except RecursionError as exc:
         raise InvalidRequest("The body's JSON is nested too deeply.") from exc
-    try:  # JSON may escape lone UTF-16 surrogates (\ud800) that no UTF-8 text can hold
-        json.dumps(body, ensure_ascii=False).encode()
-    except UnicodeEncodeError as exc:
-        raise InvalidRequest("The body holds a lone UTF-16 surrogate, which is not text.") from exc
+    # JSON may escape lone UTF-16 surrogates (\ud800) that no UTF-8 text can hold; only a body with
+    # a \u escape can, so only such a body pays for the check.
+    if b"\\u" in raw:
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest("The body holds a lone UTF-16 surrogate, which is not text.") from exc
     return body
 
 
@@ -77,9 +82,17 @@ def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -
 
 
 def event_stream(
-    svc: Services, slot: StreamSlot, job_id: str, *, after: int = 0, first: Event | None = None
+    svc: Services,
+    slot: StreamSlot,
+    job_id: str,
+    *,
+    after: int = 0,
+    first: Event | None = None,
+    live: Mailbox | None = None,
+    closing: ExitStack | None = None,
 ) -> ManagedStream:
-    """A job's events as SSE after `after`, holding `slot` under the stream caps while it is open."""
+    """A job's events as SSE after `after`, holding `slot` under the stream caps while it is open (see
+    streams.sse_response for `first`, `live` and `closing`)."""
     response = sse_response(
         svc.db,
         svc.bus,
@@ -89,6 +102,8 @@ def event_stream(
         retry_ms=svc.settings.sse_retry_ms,
         open_streams=svc.metrics.open_streams,
         first=first,
+        live=live,
+        closing=closing,
         send_timeout=svc.settings.stream_send_timeout_seconds,
     )
-    return svc.streams.serve(slot, response)
+    return svc.streams.serve(slot, response, closing)

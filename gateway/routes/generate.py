@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import ModelNotAllowed
+from gateway.events import Mailbox
 from gateway.jobs import create_job, job_object
 from gateway.openstreams import ManagedStream
 from gateway.routes.common import authenticate, event_stream, read_json, services
 from gateway.store import ledger
+from gateway.store.jobs import Job
 
 
 async def generate(request: Request) -> Response | ManagedStream:
@@ -19,13 +23,23 @@ async def generate(request: Request) -> Response | ManagedStream:
     svc = services(request)
     svc.drain.refuse_creates()
     slot = svc.streams.open(key.id)  # a stream over the caps is refused before anything is debited
+    # The stream subscribes to the new job before its driver starts, so it needs no read of the log.
+    subscription = ExitStack()
+    live: list[Mailbox] = []
+
+    def subscribe(job: Job) -> None:
+        live.append(subscription.enter_context(svc.bus.subscribe(job.id)))
+
     try:
-        job, first = await create_job(svc, key, body, request.headers.get("idempotency-key"))
+        job, first = await create_job(
+            svc, key, body, request.headers.get("idempotency-key"), before_start=subscribe
+        )
     except BaseException:
+        subscription.close()
         svc.streams.release(slot)
         raise
     # An idempotent replay (first is None) streams the earlier job from its first event.
-    return event_stream(svc, slot, job.id, first=first)
+    return event_stream(svc, slot, job.id, first=first, live=live[0] if live else None, closing=subscription)
 
 
 async def create_generation(request: Request) -> Response:
