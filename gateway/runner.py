@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from gateway.drain import Drain
 from gateway.events import Event, EventBus
 from gateway.files import MirrorError, ResultStore
 from gateway.previews import Previews
@@ -69,6 +70,7 @@ class Runner:
         results: ResultStore,
         settings: Settings,
         on_finished: list[OnFinished] | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -76,6 +78,7 @@ class Runner:
         self.results = results
         self.settings = settings
         self.on_finished = on_finished or []
+        self.drain = drain or Drain(settings.shutdown_grace_seconds)
         self.previews = Previews(
             results, every=settings.preview_seconds, ttl_seconds=settings.result_ttl_seconds
         )
@@ -84,6 +87,7 @@ class Runner:
         self.renew_seconds = min(1.0, settings.lease_seconds / 3)
         self._tg: TaskGroup | None = None
         self._drivers: dict[str, tuple[anyio.CancelScope, int]] = {}
+        self._submitting: set[str] = set()  # jobs whose upstream submit may be on the wire right now
         self._clock_offset = 0.0  # the database's clock minus this host's, refreshed at each renewal
         bus.on_remote_terminal(self.stop_local)
 
@@ -153,9 +157,30 @@ class Runner:
                     if job_id not in held and current is not None and current[1] == epoch:
                         log.info("job %s finished elsewhere or is held by another replica now", job_id)
                         self.stop_local(job_id)
-                await self.recover()
+                if not self.drain.draining:  # a leaving replica takes nothing up
+                    await self.recover()
             except Exception:
                 log.exception("renewing leases failed; trying again")
+
+    async def wind_down(self) -> None:
+        """Stop driving every job, leaving each to recovery or to another replica, never failing one.
+
+        A driver whose upstream submit may be on the wire is let finish it and record the upstream id
+        (until the drain's deadline, a second kept for the rest of the shutdown): stopped in between,
+        the job would be submitted again, or refunded as `submit_uncertain`, because of a deploy.
+        """
+        deadline = (self.drain.deadline or time.monotonic()) - 1.0
+        while True:
+            for job_id, (scope, _) in list(self._drivers.items()):
+                if job_id not in self._submitting:
+                    scope.cancel()
+            if not self._submitting or time.monotonic() >= deadline:
+                break
+            await anyio.sleep(0.05)
+        for scope, _ in list(self._drivers.values()):
+            scope.cancel()
+        if self._submitting:
+            log.warning("stopped %d jobs while their upstream submit was in flight", len(self._submitting))
 
     async def release(self) -> None:
         """A graceful stop: let go of every lease at once, so other replicas take the jobs over now."""
@@ -285,19 +310,23 @@ class Runner:
         self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
     ) -> Succeeded | Failed:
         """Submit (at most once) or re-attach, then follow the upstream task to its outcome."""
-        if job.submit_uncertain:  # a previous driver sent the job and died before recording its id
-            found = await self._find_submitted(job, upstream, task, upstream_ids)
-            if found is None:
-                return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
-            task = found
         try:
-            return await self._updates(job, upstream, task, upstream_ids)
-        except SubmitUncertain as exc:  # sent, no answer: resending could make a second task
-            log.warning("job %s: %s; looking for the task upstream", job.id, exc.message)
-            found = await self._find_submitted(job, upstream, task, upstream_ids)
-            if found is None:
-                return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
-            return await self._updates(job, upstream, found, upstream_ids)
+            if job.submit_uncertain:  # a previous driver sent the job and died before recording its id
+                found = await self._find_submitted(job, upstream, task, upstream_ids)
+                if found is None:
+                    return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
+                task = found
+            try:
+                return await self._follow_updates(job, upstream, task, upstream_ids)
+            except SubmitUncertain as exc:  # sent, no answer: resending could make a second task
+                log.warning("job %s: %s; looking for the task upstream", job.id, exc.message)
+                self._submitting.discard(job.id)
+                found = await self._find_submitted(job, upstream, task, upstream_ids)
+                if found is None:
+                    return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
+                return await self._follow_updates(job, upstream, found, upstream_ids)
+        finally:
+            self._submitting.discard(job.id)
 
     async def _find_submitted(
         self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
@@ -314,14 +343,16 @@ class Runner:
         await self._record(job, {"upstream_id": found, "status": "processing"}, None)
         return replace(task, upstream_id=found)
 
-    async def _updates(
+    async def _follow_updates(
         self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
     ) -> Succeeded | Failed:
         percent: int | None = job.progress
         async with aclosing(upstream.adapter.run(task)) as updates:
             async for update in updates:
                 if isinstance(update, Submitting):
-                    # Durable before the request leaves: a crash from here on is never resubmitted.
+                    # On the wire from here until its upstream id is recorded (see wind_down), and
+                    # durably so before the request leaves: a crash from here on is never resubmitted.
+                    self._submitting.add(job.id)
                     await self._write(job_store.record_submit_intent(self.db, job.id, lease=job.lease))
                 elif isinstance(update, Submitted):
                     upstream_ids.append(update.upstream_id)
@@ -335,6 +366,8 @@ class Runner:
                         if not await self._followed_elsewhere(job.id, update.upstream_id):
                             await self._cancel_upstream(upstream, update.upstream_id)
                         raise
+                    finally:
+                        self._submitting.discard(job.id)
                 elif isinstance(update, Queued):
                     event: dict[str, Any] = {"status": "Queued", "job_id": job.id}
                     if update.position is not None:
