@@ -101,6 +101,7 @@ class Account:
     circuit: CircuitBreaker
     health: AccountHealth
     calls: CallRecord = field(default_factory=CallRecord)
+    base_url: str = ""
 
     @property
     def usable(self) -> bool:

@@ -30,7 +30,33 @@ ERRORS = {
     "415": error("unsupported_media_type"),
     "418": error("insufficient_tokens (with required and balance)"),
     "429": error("rate_limited or too_many_jobs (Retry-After header, retry_after field)"),
-    "503": error("provider_unavailable"),
+    "503": error(
+        "provider_unavailable or shutting_down (shutting_down: Retry-After header, retry_after field)"
+    ),
+}
+# Creating a job that streams also counts against the open-stream caps.
+GENERATE_429 = error(
+    "rate_limited, too_many_jobs or too_many_streams (Retry-After header, retry_after field)"
+)
+STREAM_429 = error("too_many_streams (Retry-After header, retry_after field)")
+
+
+# The `code` of a job's `Error` event (and its job object's `error_code`): why the job failed.
+JOB_ERROR_CODES = (
+    "upstream_failed",
+    "upstream_error",
+    "upstream_unavailable",
+    "upstream_malformed",
+    "timeout",
+    "result_unavailable",
+    "submit_uncertain",
+    "provider_unavailable",
+    "internal_error",
+)
+JOB_ERROR_CODE = {
+    "type": "string",
+    "description": "On an Error event, why the job failed: " + ", ".join(JOB_ERROR_CODES) + ".",
+    "examples": list(JOB_ERROR_CODES),
 }
 
 
@@ -113,7 +139,7 @@ SCHEMAS: dict[str, Any] = {
             "urls": {"type": "array", "items": {"type": "string"}},
             "content_type": {"type": "string"},
             "expires_at": {"type": "string", "format": "date-time"},
-            "code": {"type": "string"},
+            "code": JOB_ERROR_CODE,
             "refunded": {"type": "boolean"},
         },
     },
@@ -318,7 +344,8 @@ PATHS: dict[str, Any] = {
             "requestBody": GENERATE_BODY,
             "responses": {
                 "200": SSE,
-                **errors("400", "401", "403", "409", "413", "415", "418", "429", "503"),
+                **errors("400", "401", "403", "409", "413", "415", "418", "503"),
+                "429": GENERATE_429,
             },
         }
     },
@@ -365,6 +392,7 @@ PATHS: dict[str, Any] = {
                 "200": SSE,
                 "204": {"description": "Resumed after the terminal event: stop reconnecting"},
                 **errors("400", "401", "404"),
+                "429": STREAM_429,
             },
         }
     },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.accounts import Account, AccountHealth, CallRecord, observing
@@ -28,6 +28,9 @@ class Upstream:
     gate: Gate
     deadline: float
     passthrough: bool
+    base_urls: list[str] = field(default_factory=list)
+    """Where the accounts' adapters reach the upstream: results from these hosts are fetched even when
+    they are local."""
 
     @property
     def adapter(self) -> Provider:
@@ -101,6 +104,7 @@ class Registry:
                 gate=gate(name),
                 deadline=config.deadline_seconds,
                 passthrough=config.passthrough,
+                base_urls=[account.base_url for account in accounts.values()],
             )
 
     def _accounts(
@@ -126,6 +130,7 @@ class Registry:
                 circuit=CircuitBreaker(config.circuit_failures, config.circuit_cooldown_seconds),
                 health=AccountHealth(config.account_probe_seconds, config.account_probe_max_seconds),
                 calls=calls,
+                base_url=adapter_settings.base_url,
             )
         return accounts
 

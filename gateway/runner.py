@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
 from gateway.accounts import Account
+from gateway.drain import Drain
 from gateway.estimates import Estimates
 from gateway.events import Event, EventBus
 from gateway.files import MirrorError, ResultStore
@@ -27,10 +28,13 @@ from gateway.store.db import Database, iso
 from gateway.store.jobs import Job, Lease, NotChanged, Settlement
 from providers.base import (
     Failed,
+    FindsSubmitted,
     MalformedUpstream,
     Progress,
     Queued,
     Submitted,
+    Submitting,
+    SubmitUncertain,
     Succeeded,
     Task,
     UpstreamError,
@@ -39,6 +43,12 @@ from providers.base import (
 log = logging.getLogger("gateway.runner")
 
 OnFinished = Callable[[Job], Awaitable[None]]
+T = TypeVar("T")
+
+SUBMIT_UNCERTAIN = (
+    "The gateway could not tell whether the provider received this job (it sent the job, then got"
+    " no answer or restarted before recording one), so it refunded it rather than risk a second render."
+)
 
 
 class DriverStopped(Exception):
@@ -63,6 +73,7 @@ class Runner:
         results: ResultStore,
         settings: Settings,
         on_finished: list[OnFinished] | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -70,6 +81,7 @@ class Runner:
         self.results = results
         self.settings = settings
         self.on_finished = on_finished or []
+        self.drain = drain or Drain(settings.shutdown_grace_seconds)
         self.previews = Previews(
             results, every=settings.preview_seconds, ttl_seconds=settings.result_ttl_seconds
         )
@@ -78,8 +90,9 @@ class Runner:
         self.renew_seconds = min(1.0, settings.lease_seconds / 3)
         self._tg: TaskGroup | None = None
         self._drivers: dict[str, tuple[anyio.CancelScope, int]] = {}
-        self._clock_offset = 0.0  # the database's clock minus this host's, refreshed at each renewal
         self.estimates = Estimates(db, settings)
+        self._submitting: set[str] = set()  # jobs whose upstream submit may be on the wire right now
+        self._clock_offset = 0.0  # the database's clock minus this host's, refreshed at each renewal
         bus.on_remote_terminal(self.stop_local)
 
     def attach(self, task_group: TaskGroup) -> None:
@@ -148,9 +161,30 @@ class Runner:
                     if job_id not in held and current is not None and current[1] == epoch:
                         log.info("job %s finished elsewhere or is held by another replica now", job_id)
                         self.stop_local(job_id)
-                await self.recover()
+                if not self.drain.draining:  # a leaving replica takes nothing up
+                    await self.recover()
             except Exception:
                 log.exception("renewing leases failed; trying again")
+
+    async def wind_down(self) -> None:
+        """Stop driving every job, leaving each to recovery or to another replica, never failing one.
+
+        A driver whose upstream submit may be on the wire is let finish it and record the upstream id
+        (until the drain's deadline, a second kept for the rest of the shutdown): stopped in between,
+        the job would be submitted again, or refunded as `submit_uncertain`, because of a deploy.
+        """
+        deadline = (self.drain.deadline or time.monotonic()) - 1.0
+        while True:
+            for job_id, (scope, _) in list(self._drivers.items()):
+                if job_id not in self._submitting:
+                    scope.cancel()
+            if not self._submitting or time.monotonic() >= deadline:
+                break
+            await anyio.sleep(0.05)
+        for scope, _ in list(self._drivers.values()):
+            scope.cancel()
+        if self._submitting:
+            log.warning("stopped %d jobs while their upstream submit was in flight", len(self._submitting))
 
     async def release(self) -> None:
         """A graceful stop: let go of every lease at once, so other replicas take the jobs over now."""
@@ -179,13 +213,27 @@ class Runner:
     async def _record(self, job: Job, changes: dict[str, Any], event: dict[str, Any] | None) -> None:
         """Raises NotChanged when the job finished meanwhile or this replica no longer holds it, and
         DriverStopped when the store failed (not the job: it must not be failed for that)."""
+        await self._publish(
+            await self._write(job_store.record(self.db, job.id, changes, event, lease=job.lease))
+        )
+
+    @staticmethod
+    async def _write(write: Awaitable[T]) -> T:
+        """A driver's store write: NotChanged passes through, any other failure is DriverStopped."""
         try:
-            recorded = await job_store.record(self.db, job.id, changes, event, lease=job.lease)
+            return await write
         except NotChanged:
             raise
         except Exception as exc:
             raise DriverStopped(f"recording failed: {type(exc).__name__}: {exc}") from exc
-        await self._publish(recorded)
+
+    async def _followed_elsewhere(self, job_id: str, upstream_id: str) -> bool:
+        """Whether the replica that took the job over found this very task upstream and follows it."""
+        try:
+            current = await job_store.get(self.db, job_id)
+        except Exception:
+            return False
+        return current is not None and not current.finished and current.upstream_id == upstream_id
 
     async def _drive(self, job: Job, scope: anyio.CancelScope) -> None:
         try:
@@ -289,24 +337,69 @@ class Runner:
         except UpstreamError as exc:
             if exc.account_refused and account is not None:
                 account.disable(exc.account_refused)
-                if not upstream_ids:
+                if not upstream_ids:  # refused, so surely not taken: its submit intent goes too
                     await upstream.gate.give_back(job)
                     return None
             outcome = Failed(exc.message, "upstream_unavailable" if exc.retryable else "upstream_error")
         except Exception:
             log.exception("job %s: the adapter failed unexpectedly", job.id)
             outcome = Failed("The gateway could not follow the upstream task.", "internal_error")
-        if account is not None:
+        if account is not None and (isinstance(outcome, Succeeded) or outcome.code != "submit_uncertain"):
+            # (a submit_uncertain says nothing about the upstream's health)
             account.record_outcome(None if isinstance(outcome, Succeeded) else outcome.code)
         return outcome
 
     async def _follow(
         self, job: Job, account: Account, task: Task, upstream_ids: list[str]
     ) -> Succeeded | Failed:
+        """Submit (at most once) or re-attach, then follow the upstream task to its outcome."""
+        try:
+            if job.submit_uncertain:  # a previous driver sent the job and died before recording its id
+                found = await self._find_submitted(job, account, task, upstream_ids)
+                if found is None:
+                    return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
+                task = found
+            try:
+                return await self._follow_updates(job, account, task, upstream_ids)
+            except SubmitUncertain as exc:  # sent, no answer: resending could make a second task
+                log.warning("job %s: %s; looking for the task upstream", job.id, exc.message)
+                self._submitting.discard(job.id)
+                found = await self._find_submitted(job, account, task, upstream_ids)
+                if found is None:
+                    return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
+                return await self._follow_updates(job, account, found, upstream_ids)
+        finally:
+            self._submitting.discard(job.id)
+
+    async def _find_submitted(
+        self, job: Job, account: Account, task: Task, upstream_ids: list[str]
+    ) -> Task | None:
+        """The task re-attached to what the upstream holds for this job, recorded; None when the
+        upstream cannot be asked (it lists no tasks) or holds nothing for it."""
+        adapter = account.adapter
+        found = await adapter.find_submitted(task) if isinstance(adapter, FindsSubmitted) else None
+        if found is None:
+            log.warning(
+                "job %s: sent to %s, but no upstream task can be found for it", job.id, account.provider
+            )
+            return None
+        log.info("job %s: found its upstream task %s on %s", job.id, found, account.provider)
+        upstream_ids.append(found)
+        await self._record(job, {"upstream_id": found, "status": "processing"}, None)
+        return replace(task, upstream_id=found)
+
+    async def _follow_updates(
+        self, job: Job, account: Account, task: Task, upstream_ids: list[str]
+    ) -> Succeeded | Failed:
         percent: int | None = job.progress
         async with aclosing(account.adapter.run(task)) as updates:
             async for update in updates:
-                if isinstance(update, Submitted):
+                if isinstance(update, Submitting):
+                    # On the wire from here until its upstream id is recorded (see wind_down), and
+                    # durably so before the request leaves: a crash from here on is never resubmitted.
+                    self._submitting.add(job.id)
+                    await self._write(job_store.record_submit_intent(self.db, job.id, lease=job.lease))
+                elif isinstance(update, Submitted):
                     account.answered()
                     upstream_ids.append(update.upstream_id)
                     try:
@@ -314,10 +407,13 @@ class Runner:
                             job, {"upstream_id": update.upstream_id, "status": "processing"}, None
                         )
                     except NotChanged:
-                        # Cancelled while submitting, or taken over by a replica that cannot know this
-                        # task: nobody else will ever cancel it, so this driver does.
-                        await self._cancel_upstream(account, update.upstream_id)
+                        # Cancelled while submitting, or taken over by a replica that did not find this
+                        # task upstream: nobody else will ever cancel it, so this driver does.
+                        if not await self._followed_elsewhere(job.id, update.upstream_id):
+                            await self._cancel_upstream(account, update.upstream_id)
                         raise
+                    finally:
+                        self._submitting.discard(job.id)
                 elif isinstance(update, Queued):
                     event: dict[str, Any] = {"status": "Queued", "job_id": job.id}
                     if update.position is not None:
@@ -347,7 +443,9 @@ class Runner:
         urls, content_type = result.urls, result.content_type or "application/octet-stream"
         if not upstream.passthrough:
             try:
-                urls, content_type = await self.results.mirror(job.id, result.urls, expires)
+                urls, content_type = await self.results.mirror(
+                    job.id, result.urls, expires, trusted=[url for url in upstream.base_urls if url]
+                )
             except MirrorError as exc:
                 await self._fail(job, f"The result could not be stored: {exc}.", "result_unavailable")
                 return

@@ -128,6 +128,7 @@ def fresh_scripted_provider() -> None:
     fakes.RELEASE.clear()
     fakes.REFUSED.clear()
     fakes.CALLS.clear()
+    fakes.ENTERED.clear()
 
 
 # --- the real engines (PostgreSQL on 127.0.0.1:5432 with trust auth) ------------------------------

@@ -67,6 +67,13 @@ class Job(JobRequest):
     hold: int | None = None
     """The amount debited at submit when the price settles at completion; None when it stands."""
     started_at: str | None = None
+    submit_intent_at: str | None = None
+    """When the driver was about to send the job upstream (None: never, or not recorded then)."""
+
+    @property
+    def submit_uncertain(self) -> bool:
+        """Sent upstream (perhaps) but no upstream id recorded: a blind resubmit could render twice."""
+        return self.submit_intent_at is not None and not self.upstream_id
 
     @property
     def finished(self) -> bool:
@@ -144,6 +151,7 @@ def row_to_job(row: Row) -> Job:
         account=row["account"],
         hold=None if row["hold"] is None else int(row["hold"]),
         started_at=row["started_at"],
+        submit_intent_at=row["submit_intent_at"],
     )
 
 
@@ -331,6 +339,13 @@ async def record(
         return await events.store(tx, job_id, int(row[0]), event)
 
     return await db.write(work)
+
+
+async def record_submit_intent(db: Database, job_id: str, *, lease: Lease | None = None) -> None:
+    """Note, before the submit request leaves, that the job is being sent upstream: committed first,
+    so that recovery can tell a job that may be upstream from one that never was. Fenced like every
+    driver write (NotChanged when the job finished or another replica holds it)."""
+    await record(db, job_id, {"submit_intent_at": stamp()}, lease=lease)
 
 
 async def finish(

@@ -157,7 +157,12 @@ MIGRATIONS: list[str] = [
         until DOUBLE PRECISION NOT NULL
     );
     """,
-    # 4: upstream accounts, the fair queue and settlement — the account a job runs on, its round in
+    # 4: at-most-once submits — when the driver was about to send the job to its upstream; with no
+    # upstream id beside it after a crash, the upstream may hold the task or not
+    """
+    ALTER TABLE jobs ADD COLUMN submit_intent_at TEXT;
+    """,
+    # 5: upstream accounts, the fair queue and settlement — the account a job runs on, its round in
     # its provider's queue, when it got a slot (durations for ETAs), the hold it was debited, and the
     # `settle` ledger row (at most one per job, as refunds)
     """

@@ -81,11 +81,12 @@ async def _loads_in(tx: Tx, provider: str) -> dict[str | None, int]:
 
 
 async def give_back_slot(db: Database, job_id: str, epoch: int) -> None:
-    """The job's account refused it before the upstream took it: it waits for another account."""
+    """The job's account refused it before the upstream took it: it waits for another account (and
+    was surely not submitted: a restart may submit it again)."""
 
     async def work(tx: Tx) -> None:
         await tx.execute(
-            "UPDATE jobs SET has_slot = 0, account = NULL, started_at = NULL"
+            "UPDATE jobs SET has_slot = 0, account = NULL, started_at = NULL, submit_intent_at = NULL"
             " WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
             (job_id, epoch),
         )
