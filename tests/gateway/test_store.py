@@ -297,9 +297,11 @@ async def test_each_account_has_its_own_cap_and_jobs_go_to_the_least_loaded_by_w
     assert load.in_flight == {"a": 1, "b": 3} and load.queued == 0
     refused = await jobs.get(db, made[4].id)
     assert refused is not None and refused.account == "a"
+    await jobs.record_submit_intent(db, made[4].id)
     await shared.give_back_slot(db, made[4].id, made[4].epoch)  # the account refused the job
     back = await jobs.get(db, made[4].id)
     assert back is not None and back.account is None
+    assert back.submit_intent_at is None and not back.submit_uncertain  # refused: surely not submitted
     assert (await shared.provider_load(db, "p")).queued == 1
 
 
