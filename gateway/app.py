@@ -26,7 +26,7 @@ from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCo
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
-from gateway.routes import account, admin, files, generate, generations, health, playground
+from gateway.routes import account, admin, files, generate, generations, health, playground, usage
 from gateway.runner import Runner
 from gateway.settings import Settings
 from gateway.sharedcapacity import SharedGate
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *generations.routes,
             *account.routes,
             *admin.routes,
+            *usage.routes,
             *files.routes,
             *playground.routes,
         ],
