@@ -41,8 +41,16 @@ def _moment(name: str, text: str, *, end: bool) -> datetime:
 
 
 def _window(request: Request) -> tuple[str, str]:
+    try:
+        return _bounds(request)
+    except OverflowError as exc:  # a date at the calendar's ends, moved by a day
+        raise InvalidRequest("`from` and `to` must lie between the years 1 and 9999.") from exc
+
+
+def _bounds(request: Request) -> tuple[str, str]:
     params = request.query_params
-    end = _moment("to", params["to"], end=True) if params.get("to") else now()
+    # times are stored to the second: the next second takes in everything written until now
+    end = _moment("to", params["to"], end=True) if params.get("to") else now() + timedelta(seconds=1)
     start = (
         _moment("from", params["from"], end=False) if params.get("from") else end - timedelta(DEFAULT_DAYS)
     )
