@@ -26,7 +26,7 @@ from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCo
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
-from gateway.routes import account, admin, files, generate, generations, health, playground, usage
+from gateway.routes import account, admin, files, generate, generations, health, playground, providers, usage
 from gateway.runner import Runner
 from gateway.settings import Settings
 from gateway.sharedcapacity import SharedGate
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             observer=metrics.observe_upstream,
             gate=(lambda name, limit: SharedGate(db, name, limit)) if db.shared else None,
         )
+        metrics.watch_circuits(registry.states)
         results = ResultStore.from_settings(settings)
         runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job])
         metrics.instance.labels(
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *account.routes,
             *admin.routes,
             *usage.routes,
+            *providers.routes,
             *files.routes,
             *playground.routes,
         ],
