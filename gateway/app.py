@@ -26,7 +26,18 @@ from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCo
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
-from gateway.routes import account, admin, files, generate, generations, health, playground, providers, usage
+from gateway.routes import (
+    account,
+    admin,
+    console,
+    files,
+    generate,
+    generations,
+    health,
+    playground,
+    providers,
+    usage,
+)
 from gateway.runner import Runner
 from gateway.settings import Settings
 from gateway.sharedcapacity import SharedGate
@@ -154,6 +165,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *admin.routes,
             *usage.routes,
             *providers.routes,
+            *console.routes,
             *files.routes,
             *playground.routes,
         ],
