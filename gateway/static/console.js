@@ -3,7 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const TOKEN = "gateway.adminToken";
 const LIVE_MS = 1500;   // running jobs and providers
-const USAGE_MS = 15000; // usage charts
+const USAGE_MS = 15000; // usage charts and the keys' balances
 const COLORS = ["#2456d6", "#e8710a", "#12a150", "#b42318", "#7a3ce0", "#0891b2", "#a16207", "#db2777"];
 const STATUS_COLORS = { completed: "#12a150", failed: "#b42318", canceled: "#6b7280" };
 let keys = {};
@@ -87,7 +87,7 @@ async function start() {
   await refreshKeys();
   await Promise.all([refreshRunning(), refreshUsage()]);
   timers.push(setInterval(() => { refreshRunning(); refreshProviders().catch(showError); }, LIVE_MS));
-  timers.push(setInterval(refreshUsage, USAGE_MS));
+  timers.push(setInterval(refreshSlowly, USAGE_MS));
 }
 
 // --- providers and running jobs --------------------------------------------------------------------
@@ -185,6 +185,8 @@ async function refreshUsage() {
   $("total-jobs").textContent = `${t.jobs.completed} / ${t.jobs.failed} / ${t.jobs.canceled}`;
   $("total-duration").textContent = t.duration_mean_seconds == null ? "–" : `${t.duration_mean_seconds} s / ${t.duration_p95_seconds} s`;
 }
+
+async function refreshSlowly() { await Promise.all([refreshKeys(), refreshUsage()]); }
 
 // --- keys ------------------------------------------------------------------------------------------
 
@@ -296,7 +298,7 @@ async function revokeKey() {
 
 $("login-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);
-$("refresh-usage").addEventListener("click", refreshUsage);
+$("refresh-usage").addEventListener("click", refreshSlowly);
 $("range").addEventListener("change", refreshUsage);
 $("create-key-form").addEventListener("submit", createKey);
 $("dismiss-key").addEventListener("click", () => { $("new-key").textContent = ""; $("new-key-box").hidden = true; });
