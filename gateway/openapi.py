@@ -505,13 +505,13 @@ PATHS: dict[str, Any] = {
                 {
                     "name": "from",
                     "in": "query",
-                    "description": "a date or an ISO-8601 time; default 30 days before `to`",
+                    "description": "the first day: a date or an ISO-8601 time (its day); default 30 days before `to`",
                     "schema": {"type": "string"},
                 },
                 {
                     "name": "to",
                     "in": "query",
-                    "description": "a date (that whole day included) or an ISO-8601 time (excluded); default now",
+                    "description": "the last day, included: a date or an ISO-8601 time (midnight excludes its day); default today",
                     "schema": {"type": "string"},
                 },
                 {

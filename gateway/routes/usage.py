@@ -14,7 +14,7 @@ from gateway.errors import InvalidRequest
 from gateway.jobs import job_object
 from gateway.routes.common import paging, services
 from gateway.store import usage as usage_store
-from gateway.store.db import iso, now
+from gateway.store.db import now
 from gateway.store.jobs import TERMINAL, UNFINISHED, Job
 from gateway.store.usage import DIMENSIONS, Dimension
 
@@ -23,42 +23,42 @@ JOB_FILTERS = ("running", *UNFINISHED, *TERMINAL)  # running: queued or processi
 MAX_FILTER_CHARS = 200
 
 
-def _moment(name: str, text: str, *, end: bool) -> datetime:
-    """A bound from the query: a date (`to` then takes in that whole day) or an ISO-8601 time (UTC
-    unless it says otherwise)."""
+def _day(name: str, text: str, *, end: bool) -> date:
+    """A bound from the query, as a day: a date, or an ISO-8601 time (UTC unless it says otherwise)
+    taken to its day. An end bound takes in the whole of its day, unless it is a time at midnight."""
     if len(text) > 40:
         raise InvalidRequest(f"`{name}` must be a date (2026-11-23) or an ISO-8601 time.")
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1 if end else 0)
+            return day + timedelta(days=1) if end else day
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InvalidRequest(
             f"`{name}` must be a date (2026-11-23) or an ISO-8601 time (2026-11-23T10:00:00Z)."
         ) from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment.date() + timedelta(days=1) if end and moment != midnight else moment.date()
 
 
-def _window(request: Request) -> tuple[str, str]:
+def _window(request: Request) -> tuple[date, date]:
+    """[first day, end day): whole UTC days, the roll-up's grain. By default the last 30 days, today included."""
+    params = request.query_params
     try:
-        return _bounds(request)
+        end = _day("to", params["to"], end=True) if params.get("to") else now().date() + timedelta(days=1)
+        first = (
+            _day("from", params["from"], end=False) if params.get("from") else end - timedelta(DEFAULT_DAYS)
+        )
     except OverflowError as exc:  # a date at the calendar's ends, moved by a day
         raise InvalidRequest("`from` and `to` must lie between the years 1 and 9999.") from exc
-
-
-def _bounds(request: Request) -> tuple[str, str]:
-    params = request.query_params
-    # times are stored to the second: the next second takes in everything written until now
-    end = _moment("to", params["to"], end=True) if params.get("to") else now() + timedelta(seconds=1)
-    start = (
-        _moment("from", params["from"], end=False) if params.get("from") else end - timedelta(DEFAULT_DAYS)
-    )
-    if start >= end:
+    if first >= end:
         raise InvalidRequest("`from` must come before `to`.")
-    start_text, end_text = iso(start), iso(end)
-    assert start_text is not None and end_text is not None
-    return start_text, end_text
+    return first, end
+
+
+def _midnight(day: date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
 
 
 def _dimensions(request: Request) -> list[Dimension]:
@@ -77,15 +77,15 @@ def _dimensions(request: Request) -> list[Dimension]:
 
 async def get_usage(request: Request) -> Response:
     auth.require_admin(request)
-    start, end = _window(request)
+    first, end = _window(request)
     dims = _dimensions(request)
     db = services(request).db
-    groups = await usage_store.usage(db, start, end, dims)
-    totals = await usage_store.usage(db, start, end, ())
+    groups = await usage_store.usage(db, first.isoformat(), end.isoformat(), dims)
+    totals = await usage_store.usage(db, first.isoformat(), end.isoformat(), ())
     return JSONResponse(
         {
-            "from": start,
-            "to": end,
+            "from": _midnight(first),
+            "to": _midnight(end),
             "group_by": dims,
             "groups": groups,
             "totals": totals[0],  # an aggregate without GROUP BY always has its one row

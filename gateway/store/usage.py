@@ -1,4 +1,5 @@
-"""Operators' reports across keys: tokens and jobs per day, model, key or provider; jobs of every key."""
+"""Operators' reports across keys: tokens and jobs per day, model, key or provider (from the daily
+roll-up); jobs of every key."""
 
 from __future__ import annotations
 
@@ -7,126 +8,77 @@ from typing import Any, Literal
 
 from gateway.store.db import Database, Row
 from gateway.store.jobs import Job, row_to_job
+from gateway.store.usage_schema import BUCKET_COLUMNS, DURATION_BOUNDS
 
 Dimension = Literal["day", "model", "key", "provider"]
 DIMENSIONS: tuple[Dimension, ...] = ("day", "model", "key", "provider")
-
-# Each dimension over a ledger row `l` (with its job `j`, when it has one) and over a finished job `j`.
-# A ledger row falls on the day it was written; a job on the day it finished.
-LEDGER_SQL: dict[Dimension, str] = {
-    "day": "substr(l.created_at, 1, 10)",
-    "model": "j.model",
-    "key": "l.key_id",
-    "provider": "j.provider",
-}
-JOB_SQL: dict[Dimension, str] = {
-    "day": "substr(j.completed_at, 1, 10)",
-    "model": "j.model",
-    "key": "j.key_id",
-    "provider": "j.provider",
-}
-# julianday() is SQLite's; the schema gives PostgreSQL one of the same name and meaning.
-DURATION_SQL = "(julianday(j.completed_at) - julianday(j.created_at)) * 86400.0"
+COLUMN: dict[Dimension, str] = {"day": "day", "model": "model", "key": "key_id", "provider": "provider"}
 TERMINAL = ("completed", "failed", "canceled")
+SUMMED = (
+    "debited",
+    "refunded",
+    "settled",
+    "completed",
+    "failed",
+    "canceled",
+    "completed_seconds",
+    *BUCKET_COLUMNS,
+)
 
-GroupKey = tuple[str | None, ...]
-
-
-def _select(columns: Sequence[str]) -> str:
-    return "".join(f"{column} AS d{i}, " for i, column in enumerate(columns))
-
-
-def _group_by(columns: Sequence[str]) -> str:
-    return " GROUP BY " + ", ".join(str(i + 1) for i in range(len(columns))) if columns else ""
-
-
-def _key(row: Row, width: int) -> GroupKey:
-    return tuple(row[f"d{i}"] for i in range(width))
+GroupKey = tuple[str, ...]
 
 
-async def _tokens(db: Database, dims: Sequence[Dimension], start: str, end: str) -> dict[GroupKey, Row]:
-    columns = [LEDGER_SQL[d] for d in dims]
-    join = " LEFT JOIN jobs j ON j.id = l.job_id" if {"model", "provider"} & set(dims) else ""
-    rows = await db.fetchall(
-        f"SELECT {_select(columns)}"
-        " COALESCE(SUM(CASE WHEN l.reason = 'debit' THEN -l.delta ELSE 0 END), 0) AS debited,"
-        " COALESCE(SUM(CASE WHEN l.reason = 'refund' THEN l.delta ELSE 0 END), 0) AS refunded,"
-        " COALESCE(SUM(CASE WHEN l.reason = 'settle' THEN l.delta ELSE 0 END), 0) AS settled"
-        f" FROM ledger l{join}"
-        " WHERE l.created_at >= ? AND l.created_at < ? AND l.reason IN ('debit', 'refund', 'settle')"
-        f"{_group_by(columns)}",
-        (start, end),
-    )
-    return {_key(row, len(dims)): row for row in rows}
+def p95(buckets: Sequence[int]) -> float | None:
+    """The 95th percentile of the completed jobs' durations, estimated from their bucket counts as
+    Prometheus's histogram_quantile does (linear within the bucket; the last finite bound beyond)."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank = 0.95 * total
+    seen, lower = 0, 0.0
+    for count, bound in zip(buckets, DURATION_BOUNDS, strict=False):
+        if count and seen + count >= rank:
+            return lower + (bound - lower) * (rank - seen) / count
+        seen, lower = seen + count, float(bound)
+    return float(DURATION_BOUNDS[-1])
 
 
-async def _jobs(db: Database, dims: Sequence[Dimension], start: str, end: str) -> list[Row]:
-    columns = [JOB_SQL[d] for d in dims]
-    return await db.fetchall(
-        f"SELECT {_select(columns)} j.status AS status, COUNT(*) AS n, AVG({DURATION_SQL}) AS mean"
-        " FROM jobs j WHERE j.completed_at >= ? AND j.completed_at < ?"
-        " AND j.status IN ('completed', 'failed', 'canceled')"
-        f" GROUP BY {', '.join([*(str(i + 1) for i in range(len(columns))), 'status'])}",
-        (start, end),
-    )
-
-
-async def _p95(db: Database, dims: Sequence[Dimension], start: str, end: str) -> dict[GroupKey, float]:
-    """The nearest-rank 95th percentile of completed jobs' durations, per group, in one statement."""
-    columns = [JOB_SQL[d] for d in dims]
-    partition = f"PARTITION BY {', '.join(columns)} " if columns else ""
-    aliases = "".join(f"d{i}, " for i in range(len(columns)))
-    rows = await db.fetchall(
-        f"SELECT {aliases}duration FROM (SELECT {_select(columns)} {DURATION_SQL} AS duration,"
-        f" ROW_NUMBER() OVER ({partition}ORDER BY {DURATION_SQL}) AS place,"
-        f" COUNT(*) OVER ({partition.strip()}) AS n"
-        " FROM jobs j WHERE j.completed_at >= ? AND j.completed_at < ? AND j.status = 'completed'"
-        ") ranked WHERE place = (95 * n + 99) / 100",
-        (start, end),
-    )
-    return {_key(row, len(dims)): float(row["duration"]) for row in rows}
-
-
-def _empty(dims: Sequence[Dimension], key: GroupKey) -> dict[str, Any]:
+def _group(dims: Sequence[Dimension], key: GroupKey, row: Row) -> dict[str, Any]:
+    debited, refunded, settled = int(row["debited"]), int(row["refunded"]), int(row["settled"])
+    completed = int(row["completed"])
+    mean = float(row["completed_seconds"]) / completed if completed else None
+    estimate = p95([int(row[c]) for c in BUCKET_COLUMNS])
     return {
         **dict(zip(dims, key, strict=True)),
-        "tokens_debited": 0,
-        "tokens_refunded": 0,
-        "tokens_settled": 0,
-        "tokens_net": 0,
-        "jobs": dict.fromkeys(TERMINAL, 0),
-        "duration_mean_seconds": None,
-        "duration_p95_seconds": None,
+        "tokens_debited": debited,
+        "tokens_refunded": refunded,
+        "tokens_settled": settled,
+        "tokens_net": debited - refunded - settled,
+        "jobs": {status: int(row[status]) for status in TERMINAL},
+        "duration_mean_seconds": round(mean, 3) if mean is not None else None,
+        "duration_p95_seconds": round(estimate, 3) if estimate is not None else None,
     }
 
 
-def _order(key: GroupKey) -> tuple[tuple[bool, str], ...]:
-    return tuple((part is None, part or "") for part in key)
-
-
-async def usage(db: Database, start: str, end: str, dims: Sequence[Dimension]) -> list[dict[str, Any]]:
-    """Per group of `dims` (none: one group of everything) in [start, end): tokens debited,
-    refunded (and settled) and net from the ledger; finished jobs by status; the mean and 95th
-    percentile duration, creation to completion, of the completed ones."""
-    groups: dict[GroupKey, dict[str, Any]] = {}
-    for key, row in (await _tokens(db, dims, start, end)).items():
-        group = groups.setdefault(key, _empty(dims, key))
-        debited, refunded, settled = int(row["debited"]), int(row["refunded"]), int(row["settled"])
-        group.update(
-            tokens_debited=debited,
-            tokens_refunded=refunded,
-            tokens_settled=settled,
-            tokens_net=debited - refunded - settled,
-        )
-    for row in await _jobs(db, dims, start, end):
-        key = _key(row, len(dims))
-        group = groups.setdefault(key, _empty(dims, key))
-        group["jobs"][row["status"]] = int(row["n"])
-        if row["status"] == "completed" and row["mean"] is not None:
-            group["duration_mean_seconds"] = round(float(row["mean"]), 3)
-    for key, p95 in (await _p95(db, dims, start, end)).items():
-        groups.setdefault(key, _empty(dims, key))["duration_p95_seconds"] = round(p95, 3)
-    return [groups[key] for key in sorted(groups, key=_order)]
+async def usage(
+    db: Database, first_day: str, end_day: str, dims: Sequence[Dimension]
+) -> list[dict[str, Any]]:
+    """Per group of `dims` (none: one group of everything) over the days [first_day, end_day),
+    from the daily roll-up: tokens debited, refunded, settled and net (ledger rows by the day they
+    were written), finished jobs by status, and the mean and estimated 95th percentile duration of
+    the completed ones (jobs by the day they finished)."""
+    columns = [COLUMN[d] for d in dims]
+    select = "".join(f"{column} AS d{i}, " for i, column in enumerate(columns))
+    sums = ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in SUMMED)
+    group = f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}" if columns else ""
+    rows = await db.fetchall(
+        f"SELECT {select}{sums} FROM usage_daily WHERE day >= ? AND day < ?{group}", (first_day, end_day)
+    )
+    groups = []
+    for row in rows:
+        key = tuple(str(row[f"d{i}"]) for i in range(len(dims)))
+        groups.append(_group(dims, key, row))
+    return groups
 
 
 async def jobs_page(

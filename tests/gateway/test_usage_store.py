@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -15,10 +18,11 @@ from gateway.store.db import Database, Tx
 from gateway.store.jobs import NewJob
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.sqlite import SqliteDatabase
+from gateway.store.usage_schema import backfill
 
 pytestmark = pytest.mark.anyio
 
-START, END = "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"
+START, END = "2026-11-01", "2026-12-01"  # days: the roll-up's grain
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -52,28 +56,24 @@ async def finished_job(
     seconds: int = 0,
 ) -> str:
     """A job created at `created` and (unless `status` is None) finished `seconds` later, with its
-    ledger rows dated as the gateway would have written them."""
-    job, _ = await jobs.create(db, NewJob(key_id, model, model, provider, "p", "p", None, {}, cost))
+    ledger rows dated as the gateway would have written them at those times (the store's clock is
+    stopped there: the roll-up's triggers see the times the rows are written with)."""
+    completed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_epoch(created) + seconds))
+    with at(created):
+        job, _ = await jobs.create(db, NewJob(key_id, model, model, provider, "p", "p", None, {}, cost))
     if status is not None:
         refund = status != "completed"
-        await jobs.finish(db, job.id, status, {}, {"status": "x", "job_id": job.id}, refund=refund)
-    completed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_epoch(created) + seconds))
-
-    async def work(tx: Tx) -> None:
-        await tx.execute(
-            "UPDATE jobs SET created_at = ?, completed_at = CASE WHEN completed_at IS NULL THEN NULL ELSE ? END"
-            " WHERE id = ?",
-            (created, completed, job.id),
-        )
-        await tx.execute(
-            "UPDATE ledger SET created_at = ? WHERE job_id = ? AND reason = 'debit'", (created, job.id)
-        )
-        await tx.execute(
-            "UPDATE ledger SET created_at = ? WHERE job_id = ? AND reason = 'refund'", (completed, job.id)
-        )
-
-    await db.write(work)
+        with at(completed):
+            await jobs.finish(db, job.id, status, {}, {"status": "x", "job_id": job.id}, refund=refund)
     return job.id
+
+
+@contextmanager
+def at(moment: str) -> Iterator[None]:
+    """The store's clock (`now` as store/jobs.py and store/ledger.py read it) stopped at `moment`."""
+    stopped = datetime.fromtimestamp(_epoch(moment), UTC)
+    with patch("gateway.store.jobs.now", lambda: stopped), patch("gateway.store.ledger.now", lambda: stopped):
+        yield
 
 
 def _epoch(text: str) -> int:
@@ -131,7 +131,8 @@ async def test_usage_by_model_counts_tokens_jobs_and_durations(db: Database) -> 
     suno = by(groups, model="suno")
     assert (suno["tokens_debited"], suno["tokens_refunded"], suno["tokens_net"]) == (30, 10, 20)
     assert suno["jobs"] == {"completed": 2, "failed": 1, "canceled": 0}
-    assert suno["duration_mean_seconds"] == 20.0 and suno["duration_p95_seconds"] == 30.0
+    # 10 s and 30 s: the 95th percentile lies in the (20, 30] bucket, as histogram_quantile estimates it
+    assert suno["duration_mean_seconds"] == 20.0 and suno["duration_p95_seconds"] == 29.0
     luma = by(groups, model="luma")
     # the unfinished job's debit counts; the October job's does not
     assert (luma["tokens_debited"], luma["tokens_refunded"], luma["tokens_net"]) == (60, 30, 30)
@@ -159,9 +160,9 @@ async def test_usage_by_day_and_by_several_dimensions(db: Database) -> None:
     assert sum(total["jobs"].values()) == 4
 
 
-async def test_p95_is_the_nearest_rank_of_completed_jobs(db: Database) -> None:
+async def test_p95_is_estimated_from_the_completed_jobs_buckets(db: Database) -> None:
     key = await funded_key(db, 10_000)
-    for seconds in range(1, 21):  # 20 durations: the 95th percentile by nearest rank is the 19th
+    for seconds in range(1, 21):  # 20 durations: the 95th percentile is the 19th, in the (15, 20] bucket
         await finished_job(
             db,
             key,
@@ -181,9 +182,33 @@ async def test_p95_is_the_nearest_rank_of_completed_jobs(db: Database) -> None:
 
 async def test_an_empty_window_has_no_groups_and_zero_totals(db: Database) -> None:
     await seed(db)
-    assert await usage.usage(db, "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z", ["day"]) == []
-    (total,) = await usage.usage(db, "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z", [])
+    assert await usage.usage(db, "2025-01-01", "2025-02-01", ["day"]) == []
+    (total,) = await usage.usage(db, "2025-01-01", "2025-02-01", [])
     assert total["tokens_debited"] == 0 and total["jobs"] == {"completed": 0, "failed": 0, "canceled": 0}
+
+
+async def test_the_rollup_matches_a_backfill_from_the_ledger_and_the_jobs(db: Database) -> None:
+    """What the triggers kept is what the migration computes from the rows of a gateway upgraded to it."""
+    await seed(db)
+    kept = await usage.usage(db, START, END, ["day", "key", "model", "provider"])
+    assert len(kept) == 3  # alice: suno on two days; bob: luma on one
+
+    async def rebuild(tx: Tx) -> None:
+        await tx.execute("DELETE FROM usage_daily")
+        for statement in backfill("sqlite" if isinstance(db, SqliteDatabase) else "postgresql"):
+            await tx.execute(statement)
+
+    await db.write(rebuild)
+    assert await usage.usage(db, START, END, ["day", "key", "model", "provider"]) == kept
+
+
+def test_p95_estimates() -> None:
+    assert usage.p95([0] * 23) is None
+    only_two_seconds = [0] * 23
+    only_two_seconds[1] = 4  # four jobs in (1, 2]: 95 % of the way through that bucket
+    assert usage.p95(only_two_seconds) == 1.95
+    beyond = [0] * 22 + [3]  # past the last bound: the last bound, as histogram_quantile says
+    assert usage.p95(beyond) == 3600.0
 
 
 async def test_jobs_page_across_keys_with_filters(db: Database) -> None:
