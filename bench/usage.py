@@ -230,6 +230,17 @@ async def counts(db: Database) -> dict[str, int]:
     return out
 
 
+async def measure(engine: str, db: Database, filled: float, backfilled: float, now: datetime) -> dict[str, Any]:
+    rows_held = await counts(db)
+    print(f"{engine}: {rows_held} filled in {filled:.0f} s, roll-up rebuilt in {backfilled:.1f} s", flush=True)
+    return {
+        "rows": rows_held,
+        "fill_seconds": round(filled),
+        "rollup_backfill_seconds": round(backfilled, 1),
+        "queries": await time_queries(db, now),
+    }
+
+
 async def bench_sqlite(ledger_rows: int, days: int, now: datetime) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "usage.sqlite3"
@@ -243,17 +254,7 @@ async def bench_sqlite(ledger_rows: int, days: int, now: datetime) -> dict[str, 
         db = SqliteDatabase(path)
         await db.open()
         try:
-            rows_held = await counts(db)
-            print(
-                f"sqlite: {rows_held} filled in {filled:.0f} s, roll-up rebuilt in {backfilled:.1f} s",
-                flush=True,
-            )
-            return {
-                "rows": rows_held,
-                "fill_seconds": round(filled),
-                "rollup_backfill_seconds": round(backfilled, 1),
-                "queries": await time_queries(db, now),
-            }
+            return await measure("sqlite", db, filled, backfilled, now)
         finally:
             await db.close()
 
@@ -266,17 +267,7 @@ async def bench_postgres(url: str, ledger_rows: int, days: int, now: datetime) -
         await fill_postgres(url, ledger_rows, days, now)
         filled = time.perf_counter() - started
         backfilled = await rebuild_postgres(url)
-        rows_held = await counts(db)
-        print(
-            f"postgres: {rows_held} filled in {filled:.0f} s, roll-up rebuilt in {backfilled:.1f} s",
-            flush=True,
-        )
-        return {
-            "rows": rows_held,
-            "fill_seconds": round(filled),
-            "rollup_backfill_seconds": round(backfilled, 1),
-            "queries": await time_queries(db, now),
-        }
+        return await measure("postgres", db, filled, backfilled, now)
     finally:
         await db.close()
 

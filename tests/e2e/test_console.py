@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -27,6 +29,28 @@ async def wait_finished(live: Live, key: str, job_id: str) -> str:
             if job["status"] in ("completed", "failed", "canceled"):
                 return str(job["status"])
             await anyio.sleep(0.2)
+
+
+async def create(live: Live, key: str, model: str, prompt: str) -> dict[str, Any]:
+    response = await live.client.post(
+        "/api/generations",
+        json={"model": model, "prompt": prompt},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 202, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+async def key_row_shows(page: Any, cells: dict[int, str], wait_ms: float = 30_000) -> None:
+    """Wait until the keys table's row of the test's key shows `cells` (column → text)."""
+    tests = "".join(
+        f" && r.children[{column}].textContent === {json.dumps(text)}" for column, text in cells.items()
+    )
+    await page.wait_for_function(
+        f"[...document.querySelectorAll('#keys tr')].some(r => r.textContent.includes('console e2e'){tests})",
+        timeout=wait_ms,
+    )
 
 
 async def test_console_creates_a_key_shows_its_job_live_and_then_in_the_charts(
@@ -66,10 +90,7 @@ async def test_console_creates_a_key_shows_its_job_live_and_then_in_the_charts(
             await page.fill("#credit-tokens", "50")
             await page.fill("#credit-note", "e2e top-up")
             await page.click("#credit-key")
-            await page.wait_for_function(
-                "[...document.querySelectorAll('#keys tr')].some(r => r.textContent.includes('console e2e')"
-                " && r.children[3].textContent === '250')"
-            )
+            await key_row_shows(page, {3: "250"})
 
             # limits and an allow-list through the console, then back to every model
             await page.fill("#edit-rate", "30")
@@ -77,10 +98,7 @@ async def test_console_creates_a_key_shows_its_job_live_and_then_in_the_charts(
             await page.check("#edit-models input[value='suno']")
             await page.check("#edit-models input[value='luma']")
             await page.click("#save-key")
-            await page.wait_for_function(
-                "[...document.querySelectorAll('#keys tr')].some(r => r.textContent.includes('console e2e')"
-                " && r.children[4].textContent === 'luma, suno' && r.children[5].textContent === '30')"
-            )
+            await key_row_shows(page, {4: "luma, suno", 5: "30"})
             record = next(
                 k
                 for k in (
@@ -91,33 +109,16 @@ async def test_console_creates_a_key_shows_its_job_live_and_then_in_the_charts(
             assert record["models"] == ["luma", "suno"] and record["rate_limit_per_minute"] == 30
             await page.check("#edit-models input[value='*']")
             await page.click("#save-key")
-            await page.wait_for_function(
-                "[...document.querySelectorAll('#keys tr')].some(r => r.textContent.includes('console e2e')"
-                " && r.children[4].textContent === 'all')"
-            )
+            await key_row_shows(page, {4: "all"})
 
             # jobs through the API with that key: one seen live, one that fails (a refund), one quick
             headers = {"Authorization": f"Bearer {key}"}
-            slow = (
-                await live.client.post(
-                    "/api/generations",
-                    json={"model": "luma", "prompt": "a slow pan sim:slow"},
-                    headers=headers,
-                )
-            ).json()
+            slow = await create(live, key, "luma", "a slow pan sim:slow")
             await page.wait_for_selector(f"#running tr[data-job-id='{slow['id']}']", timeout=10_000)
             live_row = await page.inner_text(f"#running tr[data-job-id='{slow['id']}']")
             assert "console e2e" in live_row and "luma" in live_row
-            failing = (
-                await live.client.post(
-                    "/api/generations", json={"model": "pika", "prompt": "a fox sim:fail"}, headers=headers
-                )
-            ).json()
-            quick = (
-                await live.client.post(
-                    "/api/generations", json={"model": "suno", "prompt": "a song"}, headers=headers
-                )
-            ).json()
+            failing = await create(live, key, "pika", "a fox sim:fail")
+            quick = await create(live, key, "suno", "a song")
             statuses = [await wait_finished(live, key, job["id"]) for job in (slow, failing, quick)]
             assert statuses == ["completed", "failed", "completed"]
             await page.wait_for_selector(f"#running tr[data-job-id='{slow['id']}']", state="detached")
@@ -135,13 +136,7 @@ async def test_console_creates_a_key_shows_its_job_live_and_then_in_the_charts(
             assert "failed" in await page.inner_text("#chart-jobs .u-legend")
 
             # one more running while the screenshot is taken, then cancelled (and refunded)
-            another = (
-                await live.client.post(
-                    "/api/generations",
-                    json={"model": "luma", "prompt": "a long shot sim:slow"},
-                    headers=headers,
-                )
-            ).json()
+            another = await create(live, key, "luma", "a long shot sim:slow")
             await page.wait_for_selector(f"#running tr[data-job-id='{another['id']}']", timeout=10_000)
             await page.wait_for_function(
                 "document.querySelector('#running progress').value > 0", timeout=20_000
@@ -157,11 +152,7 @@ async def test_console_creates_a_key_shows_its_job_live_and_then_in_the_charts(
             assert cancelled.status_code == 200
             await page.wait_for_selector(f"#running tr[data-job-id='{another['id']}']", state="detached")
             # the balance the console shows is the key's: 250 - 50 + 10 (- 30 + 30)
-            await page.wait_for_function(
-                "[...document.querySelectorAll('#keys tr')].some(r => r.textContent.includes('console e2e')"
-                " && r.children[3].textContent === '210')",
-                timeout=20_000,
-            )
+            await key_row_shows(page, {3: "210"}, wait_ms=20_000)
             # revoked in two clicks: the key answers 401 from then on
             await row.locator("button.manage").click()
             await page.click("#revoke-key")

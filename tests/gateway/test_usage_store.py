@@ -4,44 +4,24 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import pytest
 
-from gateway.store import jobs, keys, ledger, usage
+from gateway.store import jobs, ledger, usage
 from gateway.store.db import Database, Tx
 from gateway.store.jobs import NewJob
-from gateway.store.postgres import PostgresDatabase
 from gateway.store.sqlite import SqliteDatabase
 from gateway.store.usage_schema import backfill
+from tests.gateway.test_store import funded_key
 
 pytestmark = pytest.mark.anyio
 
 START, END = "2026-11-01", "2026-12-01"  # days: the roll-up's grain
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    engine: Database
-    if request.param == "sqlite":
-        engine = SqliteDatabase(tmp_path / "g.sqlite3")
-    else:
-        engine = PostgresDatabase(request.getfixturevalue("postgres_url"))
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
-
-
-async def funded_key(db: Database, tokens: int = 1000) -> str:
-    key = await keys.create(db, key_hash=f"h{time.monotonic_ns()}", prefix="gw_x", name="k", tokens=tokens)
-    return key.id
 
 
 async def finished_job(
@@ -87,7 +67,7 @@ def by(groups: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
 
 
 async def seed(db: Database) -> tuple[str, str]:
-    alice, bob = await funded_key(db), await funded_key(db)
+    alice, bob = await funded_key(db, 1000), await funded_key(db, 1000)
     for status, created, seconds in (
         ("completed", "2026-11-20T10:00:00Z", 10),
         ("failed", "2026-11-20T11:00:00Z", 5),
@@ -96,30 +76,15 @@ async def seed(db: Database) -> tuple[str, str]:
         await finished_job(
             db, alice, model="suno", provider="suno", cost=10, status=status, created=created, seconds=seconds
         )
-    await finished_job(
-        db,
-        bob,
-        model="luma",
-        provider="luma",
-        cost=30,
-        status="canceled",
-        created="2026-11-21T12:00:00Z",
-        seconds=3,
-    )
-    await finished_job(
-        db, bob, model="luma", provider="luma", cost=30, status=None, created="2026-11-21T13:00:00Z"
-    )
-    # outside the window: neither counted nor listed as usage
-    await finished_job(
-        db,
-        bob,
-        model="luma",
-        provider="luma",
-        cost=30,
-        status="completed",
-        created="2026-10-31T10:00:00Z",
-        seconds=9,
-    )
+    # the last is outside the window: neither counted nor listed as usage
+    for status, created, seconds in (
+        ("canceled", "2026-11-21T12:00:00Z", 3),
+        (None, "2026-11-21T13:00:00Z", 0),
+        ("completed", "2026-10-31T10:00:00Z", 9),
+    ):
+        await finished_job(
+            db, bob, model="luma", provider="luma", cost=30, status=status, created=created, seconds=seconds
+        )
     await ledger.credit(db, alice, 500, "top-up")  # credits are not usage
     return alice, bob
 
