@@ -100,6 +100,11 @@ SCHEMAS: dict[str, Any] = {
             "position": {"type": "integer"},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "message": {"type": "string"},
+            "preview_url": {
+                "type": "string",
+                "description": "Processing only, when there is a live preview: a signed, expiring link to "
+                "the latest preview frame, or a redirect to an audio stream while it renders.",
+            },
             "url": {"type": "string"},
             "urls": {"type": "array", "items": {"type": "string"}},
             "content_type": {"type": "string"},
@@ -429,11 +434,18 @@ PATHS: dict[str, Any] = {
                 {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
                 {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
                 {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "src",
+                    "in": "query",
+                    "description": "Only for the name `stream` (a live preview): the signed upstream stream",
+                    "schema": {"type": "string"},
+                },
                 {"name": "Range", "in": "header", "schema": {"type": "string"}},
             ],
             "responses": {
                 "200": {"description": "The file"},
                 "206": {"description": "Part of the file"},
+                "307": {"description": "To a presigned S3 URL, or (name `stream`) to the upstream's stream"},
                 **errors("403", "404"),
                 "410": error("expired"),
             },
