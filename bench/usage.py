@@ -230,9 +230,13 @@ async def counts(db: Database) -> dict[str, int]:
     return out
 
 
-async def measure(engine: str, db: Database, filled: float, backfilled: float, now: datetime) -> dict[str, Any]:
+async def measure(
+    engine: str, db: Database, filled: float, backfilled: float, now: datetime
+) -> dict[str, Any]:
     rows_held = await counts(db)
-    print(f"{engine}: {rows_held} filled in {filled:.0f} s, roll-up rebuilt in {backfilled:.1f} s", flush=True)
+    print(
+        f"{engine}: {rows_held} filled in {filled:.0f} s, roll-up rebuilt in {backfilled:.1f} s", flush=True
+    )
     return {
         "rows": rows_held,
         "fill_seconds": round(filled),
