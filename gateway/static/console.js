@@ -270,6 +270,7 @@ async function saveKey(event) {
       models: chosenModels($("edit-models")),
     } });
     await refreshKeys();
+    edit(editing);  // the form as the key now stands
   } catch (error) { showError(error); }
 }
 

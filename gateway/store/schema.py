@@ -140,7 +140,7 @@ MIGRATIONS: list[str] = [
     # keys, newest first, by status or provider
     """
     CREATE INDEX jobs_by_creation ON jobs (created_at);
-    CREATE INDEX jobs_by_status ON jobs (status, created_at);
+    CREATE INDEX jobs_by_status ON jobs (status, provider, created_at);
     CREATE INDEX jobs_by_provider ON jobs (provider, created_at);
     {usage_rollup}
     """,

@@ -6,7 +6,6 @@ import calendar
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 from unittest.mock import patch
 
@@ -50,9 +49,11 @@ async def finished_job(
 
 @contextmanager
 def at(moment: str) -> Iterator[None]:
-    """The store's clock (`now` as store/jobs.py and store/ledger.py read it) stopped at `moment`."""
-    stopped = datetime.fromtimestamp(_epoch(moment), UTC)
-    with patch("gateway.store.jobs.now", lambda: stopped), patch("gateway.store.ledger.now", lambda: stopped):
+    """The store's clock (`stamp` as store/jobs.py and store/ledger.py read it) stopped at `moment`."""
+    with (
+        patch("gateway.store.jobs.stamp", lambda: moment),
+        patch("gateway.store.ledger.stamp", lambda: moment),
+    ):
         yield
 
 
