@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,16 @@ class Demo:
     """A `gateway demo` process; its first start prints the demo key."""
 
     def __init__(
-        self, data_dir: Path, *, simulator_url: str | None = None, env: Mapping[str, str] | None = None
+        self,
+        data_dir: Path,
+        *,
+        simulator_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         """`simulator_url`: use that running `gateway simulator` instead of starting one; `env` is
-        added to (and wins over) the environment below."""
+        added to (and wins over) the environment below; `args` go on `gateway demo`'s command line."""
+        self.args = list(args)
         self.data_dir = data_dir
         self.port = free_port()
         self.simulator_port = free_port()
@@ -56,7 +62,7 @@ class Demo:
             else ["--simulator-port", str(self.simulator_port)]
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(self.port), *simulator],
+            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(self.port), *simulator, *self.args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -95,6 +101,21 @@ class Demo:
         response = httpx.get(self.url + path, headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
         response.raise_for_status()
         return response.json()
+
+    def run_job(self, model: str, prompt: str) -> dict[str, Any]:
+        """Creates a job with the demo key and waits for it to finish; the finished job object."""
+        created = httpx.post(
+            self.url + "/api/generations",
+            json={"model": model, "prompt": prompt},
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
+        )
+        assert created.status_code == 202, created.text
+        path = f"/api/generations/{created.json()['id']}"
+        job: dict[str, Any] = wait_until(
+            lambda: (j := self.get(path))["status"] in ("completed", "failed", "canceled") and j
+        )
+        return job
 
 
 @pytest.fixture
