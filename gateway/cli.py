@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import anyio
 import uvicorn
 
-from gateway import auth, cli_client, store
+from gateway import auth, cli_client, serving, store
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import keys, ledger
@@ -89,16 +89,7 @@ def _env_overrides(provider: str) -> set[str]:
 
 
 async def _serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="on",
-        access_log=False,  # gateway.access writes one JSON line per request instead
-        backlog=4096,
-    )
-    await uvicorn.Server(config).serve()
+    await serving.serve(create_app(settings), settings, host, port, log_level)
 
 
 async def _demo(

@@ -10,11 +10,13 @@ from typing import Any
 
 from gateway import auth
 from gateway.catalog import Catalog, validate_options
+from gateway.drain import Drain
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventBus
 from gateway.files import ResultStore
 from gateway.keycache import KeyCache
 from gateway.metrics import Metrics
+from gateway.openstreams import OpenStreams
 from gateway.registry import Registry
 from gateway.runner import Runner
 from gateway.settings import Settings
@@ -40,6 +42,8 @@ class Services:
     stream_secret: bytes
     metrics: Metrics
     keys: KeyCache
+    drain: Drain
+    streams: OpenStreams
 
 
 def body_hash(body: Any) -> str:
@@ -59,6 +63,7 @@ async def create_job(
     Every refusal is raised before the debit. An idempotent replay returns the earlier job and None.
     `before_start` sees a new job after its first event and before its driver can record another.
     """
+    svc.drain.refuse_creates()
     request = svc.catalog.validate(body)
     if key.models is not None and request.model not in key.models:
         raise ModelNotAllowed(f"This key may not use model {request.model!r}.", model=request.model)

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -45,7 +45,7 @@ class Demo:
         self.process: subprocess.Popen[str] | None = None
         self.key = ""
         self.output: list[str] = []
-        """What the last start printed up to 'Application startup complete'."""
+        """What the last start printed (read on in the background once it started)."""
 
     def start(self) -> None:
         env = {
@@ -77,12 +77,17 @@ class Demo:
             if match := KEY_LINE.search(line):
                 self.key = self.key or match.group(1)
             if "Application startup complete" in line:
-                # Keep draining its output so a full pipe never blocks the server.
-                threading.Thread(target=self.process.stdout.read, daemon=True).start()
+                # Keep reading its output (into self.output) so a full pipe never blocks the server.
+                threading.Thread(target=self._keep, args=(self.process.stdout, seen), daemon=True).start()
                 return
         raise AssertionError(
             "gateway demo did not start:\n" + "".join(seen[-30:]) + self.process.stdout.read()
         )
+
+    @staticmethod
+    def _keep(stream: IO[str], lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
 
     def kill(self) -> None:
         assert self.process is not None
