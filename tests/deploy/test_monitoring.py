@@ -105,7 +105,16 @@ def test_dashboard_is_a_grafana_dashboard_over_a_chosen_prometheus() -> None:
         assert topic in titles, topic
     for panel in panels():
         assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"], panel["title"]
-        assert {"x", "y", "w", "h"} <= set(panel["gridPos"])
+    covered: set[tuple[int, int]] = set()
+    for panel in board["panels"]:  # no panel drawn over another
+        grid = panel["gridPos"]
+        cells = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & covered and grid["x"] + grid["w"] <= 24, panel["title"]
+        covered |= cells
 
 
 def served_names(metrics_text: str) -> set[str]:
