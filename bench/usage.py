@@ -5,7 +5,7 @@
 Fills a fresh database (a temporary SQLite file; a throw-away `gw_bench_*` PostgreSQL database) with
 jobs spread over `--days` days, 200 keys and the shipped models: one debit per job, a refund for each
 failed or cancelled one (about one in ten), and credits, until the ledger holds `--ledger-rows` rows;
-then rebuilds the daily usage roll-up as migration 4 does for an existing database (timed). Then runs each query GET /admin/usage and GET /admin/jobs make, through the same store functions,
+then rebuilds the daily usage roll-up as its migration does for an existing database (timed). Then runs each query GET /admin/usage and GET /admin/jobs make, through the same store functions,
 once to warm the cache and then five times, and prints the median and the slowest; `--output`
 writes them as JSON. Filling a million rows takes a minute or two on 2 cores.
 """
@@ -132,7 +132,7 @@ def fill_sqlite(path: Path, ledger_rows: int, days: int, now: datetime) -> None:
 
 
 def rebuild_sqlite(path: Path) -> float:
-    """The roll-up as migration 4 computes it for an existing database (the fill inserted finished jobs
+    """The roll-up as its migration computes it for an existing database (the fill inserted finished jobs
     as they are, so the finished-job trigger never saw them); the seconds it took."""
     conn = sqlite3.connect(path)
     started = time.perf_counter()

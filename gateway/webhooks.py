@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +14,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from gateway.addresses import internal, internal_host, literal_address, local_name
 from gateway.errors import InvalidRequest
 from gateway.parsing import whole_number
 from gateway.store import webhooks as delivery_store
@@ -23,31 +22,6 @@ from gateway.store.db import Database
 from gateway.store.jobs import Job
 
 log = logging.getLogger("gateway.webhooks")
-
-BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
-
-
-def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_multicast
-        or address.is_unspecified
-    )
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names literally, including IPv4's legacy forms (127.1, 0x7f000001, 2130706433)."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None
 
 
 def check_callback_url(url: str, *, allow_private: bool) -> None:
@@ -62,12 +36,12 @@ def check_callback_url(url: str, *, allow_private: bool) -> None:
     if allow_private:
         return
     host = parts.hostname.lower()
-    if host == "localhost" or host.endswith(BLOCKED_SUFFIXES):
+    if local_name(host):
         raise InvalidRequest("`callback_url` may not point at a local host.", field="callback_url")
-    address = _literal_address(host)
+    address = literal_address(host)
     if address is None:
         return  # a name: resolved and checked again at delivery time
-    if _private(address):
+    if internal(address):
         raise InvalidRequest(
             "`callback_url` may not point at a loopback or private address.", field="callback_url"
         )
@@ -161,9 +135,5 @@ class Webhooks:
 
     @staticmethod
     async def _resolves_private(url: str) -> bool:
-        host = urlsplit(url).hostname or ""
-        try:
-            infos = await anyio.getaddrinfo(host, None)
-        except OSError:
-            return False  # unresolvable: the POST itself will fail and be retried
-        return any(_private(ipaddress.ip_address(info[4][0])) for info in infos)
+        # unresolvable passes: the POST itself will fail and be retried
+        return await internal_host(urlsplit(url).hostname or "") is not None

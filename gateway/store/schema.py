@@ -136,7 +136,12 @@ MIGRATIONS: list[str] = [
         until DOUBLE PRECISION NOT NULL
     );
     """,
-    # 4: operators' reports — the daily usage roll-up (see usage_schema.py) and job lists across
+    # 4: at-most-once submits — when the driver was about to send the job to its upstream; with no
+    # upstream id beside it after a crash, the upstream may hold the task or not
+    """
+    ALTER TABLE jobs ADD COLUMN submit_intent_at TEXT;
+    """,
+    # 5: operators' reports — the daily usage roll-up (see usage_schema.py) and job lists across
     # keys, newest first, by status or provider
     """
     CREATE INDEX jobs_by_creation ON jobs (created_at);
