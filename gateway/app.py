@@ -30,7 +30,18 @@ from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCo
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
-from gateway.routes import account, admin, files, generate, generations, health, playground, providers
+from gateway.routes import (
+    account,
+    admin,
+    console,
+    files,
+    generate,
+    generations,
+    health,
+    playground,
+    providers,
+    usage,
+)
 from gateway.runner import Runner
 from gateway.settings import Settings
 from gateway.store import jobs as job_store
@@ -70,6 +81,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             sleep=upstream_sleep,
             observer=metrics.observe_upstream,
         )
+        metrics.watch_circuits(registry.states)
         results = ResultStore.from_settings(settings)
         runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job], drain=drain)
         metrics.instance.labels(
@@ -164,7 +176,9 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *generations.routes,
             *account.routes,
             *admin.routes,
+            *usage.routes,
             *providers.routes,
+            *console.routes,
             *files.routes,
             *playground.routes,
         ],

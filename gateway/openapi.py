@@ -272,23 +272,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Providers": {
         "type": "object",
-        "properties": {
-            "providers": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "state": {"enum": ["closed", "half_open", "open", "unconfigured"]},
-                        "configured": {"type": "boolean"},
-                        "in_flight": {"type": "integer"},
-                        "cap": {"type": "integer"},
-                        "queued": {"type": "integer"},
-                        "accounts": {"type": "array", "items": ref("Account")},
-                    },
-                },
-            }
-        },
+        "properties": {"providers": {"type": "array", "items": ref("ProviderHealth")}},
     },
     "Models": {"type": "object", "properties": {"models": {"type": "array", "items": ref("Model")}}},
     "KeyRequest": {
@@ -321,6 +305,86 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["tokens"],
         "properties": {"tokens": {"type": "integer"}, "note": {"type": "string"}},
+    },
+    "UsageGroup": {
+        "type": "object",
+        "description": "One group: the dimensions asked for in group_by (day, model, key, provider), then the figures",
+        "properties": {
+            "day": {"type": "string", "format": "date"},
+            "model": NULLABLE_STR,
+            "key": {"type": "string"},
+            "provider": NULLABLE_STR,
+            "tokens_debited": {"type": "integer"},
+            "tokens_refunded": {"type": "integer"},
+            "tokens_settled": {"type": "integer"},
+            "tokens_net": {"type": "integer"},
+            "jobs": {
+                "type": "object",
+                "properties": {
+                    "completed": {"type": "integer"},
+                    "failed": {"type": "integer"},
+                    "canceled": {"type": "integer"},
+                },
+            },
+            "duration_mean_seconds": {"type": ["number", "null"]},
+            "duration_p95_seconds": {"type": ["number", "null"]},
+        },
+    },
+    "Usage": {
+        "type": "object",
+        "required": ["from", "to", "group_by", "groups", "totals"],
+        "properties": {
+            "from": {"type": "string", "format": "date-time"},
+            "to": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "array", "items": {"enum": ["day", "model", "key", "provider"]}},
+            "groups": {"type": "array", "items": ref("UsageGroup")},
+            "totals": ref("UsageGroup"),
+        },
+    },
+    "AdminJob": {
+        "allOf": [
+            ref("Job"),
+            {
+                "type": "object",
+                "properties": {
+                    "key_id": {"type": "string"},
+                    "provider": {"type": "string"},
+                    "upstream_id": NULLABLE_STR,
+                    "driven_by": NULLABLE_STR,
+                },
+            },
+        ]
+    },
+    "AdminJobPage": {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": ref("AdminJob")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "ProviderHealth": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "configured": {"type": "boolean"},
+            "state": {"enum": ["closed", "half_open", "open", "unconfigured"]},
+            "reason": NULLABLE_STR,
+            "retry_after": NULLABLE_INT,
+            "in_flight": {"type": "integer"},
+            "cap": {"type": "integer"},
+            "queued": {"type": "integer"},
+            "models": {"type": "array", "items": {"type": "string"}},
+            "window_seconds": {"type": "number"},
+            "requests": {"type": "integer"},
+            "errors": {"type": "integer"},
+            "error_rate": {"type": ["number", "null"]},
+            "latency_p50_ms": {"type": ["number", "null"]},
+            "latency_p95_ms": {"type": ["number", "null"]},
+            "accounts": {"type": "array", "items": ref("Account")},
+        },
     },
 }
 
@@ -506,11 +570,72 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/admin/usage": {
+        "get": {
+            "summary": "Tokens and jobs per day, model, key or provider",
+            "security": ADMIN,
+            "parameters": [
+                {
+                    "name": "from",
+                    "in": "query",
+                    "description": "the first day: a date or an ISO-8601 time (its day); default 30 days before `to`",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "to",
+                    "in": "query",
+                    "description": "the last day, included: a date or an ISO-8601 time (midnight excludes its day); default today",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "group_by",
+                    "in": "query",
+                    "description": "day, model, key or provider, or several joined by commas (day,model)",
+                    "schema": {"type": "string", "default": "day"},
+                },
+            ],
+            "responses": {**ok("Usage", ref("Usage")), **errors("400", "401", "403", "404")},
+        }
+    },
+    "/admin/jobs": {
+        "get": {
+            "summary": "Live and recent jobs of every key, newest first",
+            "security": ADMIN,
+            "parameters": [
+                *PAGING,
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {
+                        "enum": ["running", "queued", "processing", "completed", "failed", "canceled"]
+                    },
+                },
+                {"name": "provider", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "key",
+                    "in": "query",
+                    "description": "a key id (key_…)",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {**ok("A page of jobs", ref("AdminJobPage")), **errors("400", "401", "403", "404")},
+        }
+    },
     "/admin/providers": {
         "get": {
-            "summary": "Every provider and upstream account: state, reason, in flight / cap, errors, latency",
+            "summary": "Every provider's health (state, slots, recent errors and latency) and its upstream accounts",
             "security": ADMIN,
             "responses": {**ok("The providers", ref("Providers")), **errors("401", "403", "404")},
+        }
+    },
+    "/admin": {
+        "get": {
+            "summary": "The operator console (its data comes from the admin API, with the admin token)",
+            "security": NO_AUTH,
+            "responses": {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                "404": error("not_found (no admin token is configured)"),
+            },
         }
     },
     "/healthz": {
