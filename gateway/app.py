@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from gateway import housekeeping, store
+from gateway.callbacks import Resolve, system_resolve
 from gateway.catalog import Catalog
 from gateway.cors import CrossOriginReads
 from gateway.errors import EXCEPTION_HANDLERS
@@ -45,7 +46,10 @@ log = logging.getLogger("gateway")
 SHARED_POLL_SECONDS = 2.0
 
 
-def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, upstream_sleep: Sleep | None = None, resolve: Resolve | None = None
+) -> Starlette:
+    """The gateway; `resolve` replaces the system resolver for callback hosts (tests name their own)."""
     settings = settings or Settings()
     metrics = Metrics()
 
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             stream_secret=settings.secret("stream_token_secret"),
             metrics=metrics,
             keys=KeyCache(db, bus),
+            resolve=resolve or system_resolve,
         )
         webhooks = Webhooks(
             db,
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             instance_id=settings.instance_id,
             max_attempts=settings.webhook_max_attempts,
             base_delay=settings.webhook_backoff_seconds,
+            resolve=svc.resolve,
         )
         app.state.services = svc
         limiter = RateLimiter(settings.default_rate_limit_per_minute, window_counter(settings, db))

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import auth
-from gateway.catalog import Catalog, validate_options
+from gateway.callbacks import Resolve, system_resolve
+from gateway.catalog import Catalog, GenerationRequest, validate_options
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventBus
 from gateway.files import ResultStore
@@ -39,6 +40,8 @@ class Services:
     stream_secret: bytes
     metrics: Metrics
     keys: KeyCache
+    resolve: Resolve = system_resolve
+    """How callback hosts are resolved (tests inject their own names)."""
 
 
 def body_hash(body: Any) -> str:
@@ -52,13 +55,9 @@ async def create_job(
 
     Every refusal is raised before the debit. An idempotent replay returns the earlier job and None.
     """
-    request = svc.catalog.validate(body)
-    if key.models is not None and request.model not in key.models:
-        raise ModelNotAllowed(f"This key may not use model {request.model!r}.", model=request.model)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidRequest("The Idempotency-Key header must be 1 to 255 characters.")
-    if request.callback_url:
-        check_callback_url(request.callback_url, allow_private=svc.settings.allow_private_callbacks)
+    request = await validate_request(svc, key, body)
     route = svc.registry.route(request.model)
     options = request.options
     if route.model != request.model:
@@ -106,6 +105,19 @@ async def create_job(
         await svc.bus.publish(first)
         svc.runner.start(job)
     return job, first
+
+
+async def validate_request(svc: Services, key: ApiKey, body: Any) -> GenerationRequest:
+    """Everything a create checks before pricing, and a quote checks the same: the body, the key's
+    model allow-list, and where a `callback_url` points (its host resolved now)."""
+    request = svc.catalog.validate(body)
+    if key.models is not None and request.model not in key.models:
+        raise ModelNotAllowed(f"This key may not use model {request.model!r}.", model=request.model)
+    if request.callback_url:
+        await check_callback_url(
+            request.callback_url, allow_private=svc.settings.allow_private_callbacks, resolve=svc.resolve
+        )
+    return request
 
 
 def _options_for_fallback(catalog: Catalog, model_id: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
+from gateway import callbacks
+from gateway.callbacks import Resolve, Target, system_resolve
 from gateway.errors import InvalidRequest
 from gateway.parsing import whole_number
 from gateway.store import webhooks as delivery_store
@@ -24,53 +23,18 @@ from gateway.store.jobs import Job
 
 log = logging.getLogger("gateway.webhooks")
 
-BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
+async def check_callback_url(url: str, *, allow_private: bool, resolve: Resolve = system_resolve) -> None:
+    """400 unless the URL is http(s) to a public address (a host name is resolved and checked now)."""
+    await callbacks.check(url, allow_private=allow_private, resolve=resolve)
 
 
-def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_multicast
-        or address.is_unspecified
-    )
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names literally, including IPv4's legacy forms (127.1, 0x7f000001, 2130706433)."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None
-
-
-def check_callback_url(url: str, *, allow_private: bool) -> None:
-    """http(s) only; loopback and private addresses refused unless the operator allows them."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port out of range
-    except ValueError as exc:
-        raise InvalidRequest(f"`callback_url` is not a valid URL: {exc}.", field="callback_url") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("`callback_url` must be an absolute http(s) URL.", field="callback_url")
-    if allow_private:
-        return
-    host = parts.hostname.lower()
-    if host == "localhost" or host.endswith(BLOCKED_SUFFIXES):
-        raise InvalidRequest("`callback_url` may not point at a local host.", field="callback_url")
-    address = _literal_address(host)
-    if address is None:
-        return  # a name: resolved and checked again at delivery time
-    if _private(address):
-        raise InvalidRequest(
-            "`callback_url` may not point at a loopback or private address.", field="callback_url"
-        )
+def pinned(target: Target) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The request aimed at the address just checked, not at whatever the name resolves to a moment
+    later (DNS rebinding): the URL with that address, the Host header, and the TLS server name."""
+    original = httpx.URL(target.url)
+    url = original.copy_with(host=target.addresses[0].split("%")[0])
+    extensions: dict[str, Any] = {"sni_hostname": target.host} if original.scheme == "https" else {}
+    return url, {"Host": original.netloc.decode("ascii")}, extensions
 
 
 def signature_header(secret: bytes, body: bytes, timestamp: int) -> str:
@@ -103,6 +67,8 @@ class Webhooks:
         max_attempts: int = 5,
         base_delay: float = 2.0,
         timeout: float = 10.0,
+        resolve: Resolve = system_resolve,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.db = db
         self.instance_id = instance_id
@@ -112,7 +78,8 @@ class Webhooks:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.timeout = timeout
-        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.resolve = resolve
+        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -146,24 +113,25 @@ class Webhooks:
         return False
 
     async def _attempt(self, url: str, body: bytes) -> str | None:
-        if not self.allow_private and await self._resolves_private(url):
-            return "the callback host resolves to a private address"
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "media-gateway-webhooks/1",
             "X-Gateway-Signature": signature_header(self.secret, body, int(time.time())),
         }
+        target: httpx.URL | str = url
+        extensions: dict[str, Any] = {}
+        if not self.allow_private:
+            # Resolved again at every try: a name that pointed outside at request time may not now.
+            try:
+                checked = await callbacks.check(url, allow_private=False, resolve=self.resolve)
+            except InvalidRequest as exc:
+                return exc.message
+            if not checked.addresses:
+                return "the callback host does not resolve"
+            target, host, extensions = pinned(checked)
+            headers.update(host)
         try:
-            response = await self.http.post(url, content=body, headers=headers)
+            response = await self.http.post(target, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}"
         return None if response.is_success else f"answered {response.status_code}"
-
-    @staticmethod
-    async def _resolves_private(url: str) -> bool:
-        host = urlsplit(url).hostname or ""
-        try:
-            infos = await anyio.getaddrinfo(host, None)
-        except OSError:
-            return False  # unresolvable: the POST itself will fail and be retried
-        return any(_private(ipaddress.ip_address(info[4][0])) for info in infos)

@@ -6,8 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.errors import ModelNotAllowed
-from gateway.jobs import create_job, job_object
+from gateway.jobs import create_job, job_object, validate_request
 from gateway.routes.common import authenticate, read_json, services
 from gateway.store import ledger
 from gateway.streams import sse_response
@@ -42,9 +41,7 @@ async def quote(request: Request) -> Response:
     key = await authenticate(request)
     body = await read_json(request)
     svc = services(request)
-    generation = svc.catalog.validate(body)
-    if key.models is not None and generation.model not in key.models:
-        raise ModelNotAllowed(f"This key may not use model {generation.model!r}.", model=generation.model)
+    generation = await validate_request(svc, key, body)
     cost = svc.catalog.price(generation.model, generation.options)
     balance = await ledger.balance(svc.db, key.id)
     return JSONResponse(

@@ -78,11 +78,14 @@ async def test_loopback_receiver_gets_one_signed_delivery(tmp_path: Path) -> Non
         "notaurl",
     ],
 )
-def test_callback_url_refused(url: str) -> None:
+async def test_callback_url_refused(url: str) -> None:
     with pytest.raises(InvalidRequest):
-        check_callback_url(url, allow_private=False)
+        await check_callback_url(url, allow_private=False)
 
 
-def test_callback_url_allowed() -> None:
-    check_callback_url("https://hooks.example.com/x", allow_private=False)
-    check_callback_url("http://127.0.0.1:9/h", allow_private=True)
+async def test_callback_url_allowed() -> None:
+    async def public(host: str) -> list[str]:
+        return ["93.184.216.34"]
+
+    await check_callback_url("https://hooks.example.com/x", allow_private=False, resolve=public)
+    await check_callback_url("http://127.0.0.1:9/h", allow_private=True)
