@@ -58,7 +58,9 @@ def normalised_host(raw: str) -> str:
     try:
         ascii_host = raw.encode("idna").decode("ascii")
     except UnicodeError as exc:
-        raise InvalidRequest("`callback_url` has a host name that is not valid.", field="callback_url") from exc
+        raise InvalidRequest(
+            "`callback_url` has a host name that is not valid.", field="callback_url"
+        ) from exc
     return ascii_host.lower().rstrip(".")
 
 

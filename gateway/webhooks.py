@@ -23,6 +23,7 @@ from gateway.store.jobs import Job
 
 log = logging.getLogger("gateway.webhooks")
 
+
 async def check_callback_url(url: str, *, allow_private: bool, resolve: Resolve = system_resolve) -> None:
     """400 unless the URL is http(s) to a public address (a host name is resolved and checked now)."""
     await callbacks.check(url, allow_private=allow_private, resolve=resolve)
