@@ -21,6 +21,7 @@ from gateway.events import EventBus, EventHub
 from gateway.files import ResultStore
 from gateway.jobs import Services, job_object
 from gateway.keycache import KeyCache
+from gateway.keystreams import KeyStreams
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
 from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCounter
@@ -85,6 +86,7 @@ def create_app(
             stream_secret=settings.secret("stream_token_secret"),
             metrics=metrics,
             keys=KeyCache(db, bus),
+            key_streams=KeyStreams(db),
             resolve=resolve or system_resolve,
         )
         webhooks = Webhooks(
@@ -97,12 +99,14 @@ def create_app(
             base_delay=settings.webhook_backoff_seconds,
             resolve=svc.resolve,
         )
+        svc.keys.on_changed(svc.key_streams.key_changed)
         app.state.services = svc
         limiter = RateLimiter(settings.default_rate_limit_per_minute, window_counter(settings, db))
         app.state.limiter = limiter
         try:
             async with anyio.create_task_group() as tg:
                 runner.attach(tg)
+                svc.key_streams.attach(tg)
                 tg.start_soon(bus.serve)
 
                 async def deliver(job: job_store.Job) -> None:

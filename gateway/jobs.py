@@ -14,6 +14,7 @@ from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventBus
 from gateway.files import ResultStore
 from gateway.keycache import KeyCache
+from gateway.keystreams import KeyStreams
 from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.runner import Runner
@@ -40,6 +41,7 @@ class Services:
     stream_secret: bytes
     metrics: Metrics
     keys: KeyCache
+    key_streams: KeyStreams
     resolve: Resolve = system_resolve
     """How callback hosts are resolved (tests inject their own names)."""
 

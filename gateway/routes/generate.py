@@ -18,7 +18,7 @@ async def generate(request: Request) -> Response:
     svc = services(request)
     job, first = await create_job(svc, key, body, request.headers.get("idempotency-key"))
     # An idempotent replay (first is None) streams the earlier job from its first event.
-    return sse_response(
+    stream = sse_response(
         svc.db,
         svc.bus,
         job.id,
@@ -27,6 +27,7 @@ async def generate(request: Request) -> Response:
         open_streams=svc.metrics.open_streams,
         first=first,
     )
+    return svc.key_streams.guard(key.id, stream)
 
 
 async def create_generation(request: Request) -> Response:

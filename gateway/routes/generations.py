@@ -92,7 +92,7 @@ async def job_events(request: Request) -> Response:
         raise InvalidRequest("Last-Event-ID must be a non-negative integer event id.")
     if job.finished and after >= job.last_event_id:
         return Response(status_code=204)  # tells an EventSource to stop reconnecting
-    return sse_response(
+    stream = sse_response(
         svc.db,
         svc.bus,
         job.id,
@@ -101,6 +101,7 @@ async def job_events(request: Request) -> Response:
         retry_ms=svc.settings.sse_retry_ms,
         open_streams=svc.metrics.open_streams,
     )
+    return svc.key_streams.guard(job.key_id, stream)  # a revoke of the job's key ends it
 
 
 routes = [
