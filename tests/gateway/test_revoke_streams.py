@@ -66,7 +66,7 @@ async def test_a_revoke_ends_the_keys_open_streams(harness: Harness) -> None:
 
 
 async def test_other_keys_streams_stay_open(harness: Harness) -> None:
-    key, record = await harness.new_key(100)
+    _, record = await harness.new_key(100)
     other, _ = await harness.new_key(100)
     job_id = await create(harness, other, processing_on=harness)
     async with anyio.create_task_group() as tg:
