@@ -24,6 +24,7 @@ from gateway.keycache import KeyCache
 from gateway.keystreams import KeyStreams
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
+from gateway.rateheaders import RateHeadersEverywhere
 from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCounter
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
@@ -164,7 +165,11 @@ def create_app(
             *files.routes,
             *playground.routes,
         ],
-        middleware=[Middleware(AccessLog), Middleware(CrossOriginReads, origins=settings.cors_origins)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(RateHeadersEverywhere),
+            Middleware(CrossOriginReads, origins=settings.cors_origins),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
