@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import anyio
 import uvicorn
 
-from gateway import auth, cli_client, store
+from gateway import auth, cli_client, preflight, store
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import keys, ledger
@@ -86,6 +86,7 @@ def _env_overrides(provider: str) -> set[str]:
 
 
 async def _serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
+    await preflight.check(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=host,
@@ -104,6 +105,7 @@ async def _demo(
     """The gateway on the simulator: one started in this process, or a running one at `simulator_url`."""
     if simulator_url:  # a shared `gateway simulator`: several demo replicas use the same upstream state
         settings = demo_settings(host, port, simulator_url)
+        await preflight.check(settings)
         plain = await _create_demo_key(settings)
         print(_demo_banner(settings, plain, simulator_url), flush=True)
         await _serve(settings, host, port, log_level)
@@ -115,6 +117,9 @@ async def _demo(
         sys.exit(f"the simulator's port {simulator_port} is taken; pass --simulator-port or --simulator-url")
     simulator_url = f"http://127.0.0.1:{simulator_port}"
     settings = demo_settings(host, port, simulator_url)
+    await preflight.check(
+        settings
+    )  # before the simulator starts: a failure here is one line, not a task group's
     simulator = _QuietServer(
         uvicorn.Config(
             build_app(settings.simulator.speed, settings.data_dir / "simulator"),
@@ -319,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     level = getattr(logging, getattr(args, "log_level", "info").upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        preflight.check_config_file()
         if args.command == "serve":
             anyio.run(_serve, _settings_for(args.host, args.port), args.host, args.port, args.log_level)
         elif args.command == "demo":
@@ -332,6 +338,10 @@ def main(argv: list[str] | None = None) -> None:
             anyio.run(KEY_COMMANDS[args.keys_command], Settings(), args)
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        if (line := preflight.explain(exc)) is None:
+            raise
+        sys.exit(f"gateway: {line}")
 
 
 if __name__ == "__main__":
