@@ -1,0 +1,204 @@
+"""The OpenAPI schemas of the contract's bodies: errors, requests, jobs, events, keys, ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_INT = {"type": ["integer", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["status", "message", "code"],
+        "properties": {
+            "status": {"const": "Error"},
+            "message": {"type": "string"},
+            "code": {"type": "string"},
+            "required": {"type": "integer"},
+            "balance": {"type": "integer"},
+            "retry_after": {"type": "integer"},
+            "option": {"type": "string", "description": "the option that was refused"},
+            "field": {"type": "string", "description": "the body field that was refused"},
+            "limit": {"type": "integer", "description": "the limit the request went over"},
+            "style": {"type": "string"},
+            "model": {"type": "string"},
+            "provider": {"type": "string"},
+            "job_status": {"type": ["string", "null"], "description": "with already_finished"},
+            "size": {"type": "integer", "description": "the file's size, with range_not_satisfiable"},
+        },
+    },
+    "GenerateRequest": {
+        "type": "object",
+        "required": ["model", "prompt"],
+        "properties": {
+            "model": {"type": "string", "examples": ["suno"]},
+            "prompt": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "style": {"type": "string"},
+            "options": {"type": "object", "additionalProperties": True},
+            "callback_url": {"type": "string", "format": "uri"},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["status", "job_id"],
+        "properties": {
+            "status": {
+                "enum": ["Processing started", "Queued", "Processing", "Completed", "Error", "Canceled"]
+            },
+            "job_id": {"type": "string"},
+            "model": {"type": "string"},
+            "cost": {"type": "integer"},
+            "balance": {"type": "integer"},
+            "position": {"type": "integer"},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "message": {"type": "string"},
+            "url": {"type": "string"},
+            "urls": {"type": "array", "items": {"type": "string"}},
+            "content_type": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "code": {"type": "string"},
+            "refunded": {"type": "boolean"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": [
+            "id",
+            "model",
+            "prompt",
+            "status",
+            "cost",
+            "refunded",
+            "created_at",
+            "status_url",
+            "events_url",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "model": {"type": "string"},
+            "prompt": {"type": "string"},
+            "effective_prompt": {"type": "string"},
+            "style": NULLABLE_STR,
+            "options": {"type": "object"},
+            "status": {"enum": ["queued", "processing", "completed", "failed", "canceled"]},
+            "progress": NULLABLE_INT,
+            "cost": {"type": "integer"},
+            "refunded": {"type": "boolean"},
+            "url": NULLABLE_STR,
+            "urls": {"type": ["array", "null"], "items": {"type": "string"}},
+            "content_type": NULLABLE_STR,
+            "error": NULLABLE_STR,
+            "error_code": NULLABLE_STR,
+            "served_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "completed_at": NULLABLE_STR,
+            "expires_at": NULLABLE_STR,
+            "status_url": {"type": "string"},
+            "events_url": {"type": "string"},
+        },
+    },
+    "JobPage": {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": ref("Job")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "LedgerEntry": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "delta": {"type": "integer"},
+            "reason": {"enum": ["debit", "refund", "credit", "adjust"]},
+            "job_id": NULLABLE_STR,
+            "balance_after": {"type": "integer"},
+            "note": NULLABLE_STR,
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "LedgerPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": ref("LedgerEntry")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "Balance": {
+        "type": "object",
+        "required": ["token_balance"],
+        "properties": {"token_balance": {"type": "integer"}},
+    },
+    "Quote": {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "cost": {"type": "integer"},
+            "balance": {"type": "integer"},
+            "sufficient": {"type": "boolean"},
+            "available": {"type": "boolean"},
+        },
+    },
+    "Model": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"enum": ["audio", "video", "image"]},
+            "provider": {"type": "string"},
+            "cost": {"type": "integer"},
+            "pricing": {"type": ["object", "null"]},
+            "styles": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"value": {"type": "string"}, "label": {"type": "string"}},
+                },
+            },
+            "options": {"type": "object"},
+            "available": {"type": "boolean"},
+        },
+    },
+    "Models": {"type": "object", "properties": {"models": {"type": "array", "items": ref("Model")}}},
+    "KeyRequest": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "tokens": {"type": "integer", "minimum": 0},
+            "models": {"type": ["array", "null"], "items": {"type": "string"}},
+            "rate_limit_per_minute": NULLABLE_INT,
+            "max_concurrent_jobs": NULLABLE_INT,
+        },
+    },
+    "Key": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "key": {"type": "string", "description": "only in the 201 answer"},
+            "name": {"type": "string"},
+            "prefix": {"type": "string"},
+            "token_balance": {"type": "integer"},
+            "models": {"type": ["array", "null"], "items": {"type": "string"}},
+            "rate_limit_per_minute": NULLABLE_INT,
+            "max_concurrent_jobs": NULLABLE_INT,
+            "revoked": {"type": "boolean"},
+            "revoked_at": NULLABLE_STR,
+            "created_at": {"type": "string"},
+        },
+    },
+    "Credit": {
+        "type": "object",
+        "required": ["tokens"],
+        "properties": {"tokens": {"type": "integer"}, "note": {"type": "string"}},
+    },
+}
