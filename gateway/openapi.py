@@ -44,7 +44,25 @@ def ok(description: str, schema: dict[str, Any], status: str = "200") -> dict[st
 
 SSE = {
     "description": "Server-sent events: `id: N` and one `data:` line of JSON (an Event) each; `: ping` comments",
-    "content": {"text/event-stream": {"schema": {"type": "string"}, "x-event-schema": ref("Event")}},
+    "content": {
+        "text/event-stream": {
+            # Before OpenAPI 3.2's `itemSchema`, a stream's `schema` describes each event (as
+            # schemathesis reads it): an id, and data that is an Event's JSON.
+            "schema": {
+                "type": "object",
+                "required": ["id", "data"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": ref("Event"),
+                    },
+                },
+            },
+            "x-event-schema": ref("Event"),
+        }
+    },
 }
 FILE = {
     "summary": "A result, by signed link",
@@ -139,7 +157,14 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "listGenerations",
             "summary": "The key's jobs, newest first",
-            "parameters": [*PAGING, {"name": "status", "in": "query", "schema": {"type": "string"}}],
+            "parameters": [
+                *PAGING,
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"enum": ["queued", "processing", "completed", "failed", "canceled"]},
+                },
+            ],
             "responses": {**ok("A page of jobs", ref("JobPage")), **errors("400", "401")},
         },
     },
@@ -327,7 +352,14 @@ PATHS: dict[str, Any] = {
 }
 
 
-def document(server_url: str) -> dict[str, Any]:
+def document(server_url: str, models: list[str] | None = None) -> dict[str, Any]:
+    """The document; `models`, when given, are the model ids this gateway knows (an enum on requests)."""
+    schemas = SCHEMAS
+    if models:
+        request = SCHEMAS["GenerateRequest"]
+        model = {**request["properties"]["model"], "enum": sorted(models)}
+        request = {**request, "properties": {**request["properties"], "model": model}}
+        schemas = {**SCHEMAS, "GenerateRequest": request}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -339,7 +371,7 @@ def document(server_url: str) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (gw_…)"},
                 "admin": {"type": "http", "scheme": "bearer", "description": "The admin token"},
@@ -355,4 +387,5 @@ def document(server_url: str) -> dict[str, Any]:
 
 
 async def openapi_endpoint(request: Request) -> Response:
-    return JSONResponse(document(request.app.state.services.settings.public_url))
+    settings = request.app.state.services.settings
+    return JSONResponse(document(settings.public_url, list(settings.models)))

@@ -41,7 +41,11 @@ SCHEMAS: dict[str, Any] = {
             "prompt": {"type": "string", "minLength": 1, "maxLength": 2000},
             "style": {"type": "string"},
             "options": {"type": "object", "additionalProperties": True},
-            "callback_url": {"type": "string", "format": "uri"},
+            "callback_url": {
+                "type": "string",
+                "description": "An absolute http(s) URL on a public address; empty means none",
+                "anyOf": [{"format": "uri"}, {"const": ""}],
+            },
         },
     },
     "Event": {
