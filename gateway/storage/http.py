@@ -8,7 +8,13 @@ from urllib.parse import quote
 
 from gateway.errors import RangeNotSatisfiable
 
-RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")  # ASCII digits (\d takes '٣' too)
+BEYOND_ANY_FILE = 2**63
+
+
+def _position(digits: str) -> int:
+    """A byte position; one too long to be any file's (int() of 4 300+ digits raises) is past them all."""
+    return int(digits) if len(digits) <= 19 else BEYOND_ANY_FILE
 
 Verdict = Literal["ok", "ignore", "unsatisfiable"]
 
@@ -24,9 +30,9 @@ def range_verdict(header: str, size: int) -> Verdict:
         if match is None or match.group(1) == match.group(2) == "":
             return "ignore"
         first, last = match.groups()
-        if first and last and int(last) < int(first):
+        if first and last and _position(last) < _position(first):
             return "ignore"
-        if (first and int(first) < size) or (not first and int(last) > 0 and size > 0):
+        if (first and _position(first) < size) or (not first and _position(last) > 0 and size > 0):
             satisfiable = True
     return "ok" if satisfiable else "unsatisfiable"
 
