@@ -16,6 +16,7 @@ def _position(digits: str) -> int:
     """A byte position; one too long to be any file's (int() of 4 300+ digits raises) is past them all."""
     return int(digits) if len(digits) <= 19 else BEYOND_ANY_FILE
 
+
 Verdict = Literal["ok", "ignore", "unsatisfiable"]
 
 
