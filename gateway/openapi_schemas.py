@@ -39,12 +39,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "model": {"type": "string", "examples": ["suno"]},
             "prompt": {"type": "string", "minLength": 1, "maxLength": 2000},
-            "style": {"type": "string"},
-            "options": {"type": "object", "additionalProperties": True},
+            # null (and an empty string) mean "none", as if the field were left out
+            "style": {"type": ["string", "null"]},
+            "options": {"type": ["object", "null"], "additionalProperties": True},
             "callback_url": {
-                "type": "string",
-                "description": "An absolute http(s) URL on a public address; empty means none",
-                "anyOf": [{"format": "uri"}, {"const": ""}],
+                "description": "An absolute http(s) URL on a public address; empty or null means none",
+                "anyOf": [{"type": "string", "format": "uri"}, {"const": ""}, {"type": "null"}],
             },
         },
     },
