@@ -54,7 +54,9 @@ class Metrics:
         )
         self.jobs_driven = Gauge("gateway_jobs_driven", "Unfinished jobs this replica drives now", registry=r)
         self.asyncio_tasks = Gauge(
-            "gateway_asyncio_tasks", "asyncio tasks alive in this process (a leak shows as growth)", registry=r
+            "gateway_asyncio_tasks",
+            "asyncio tasks alive in this process (a leak shows as growth)",
+            registry=r,
         )
         self.asyncio_tasks.set_function(asyncio_task_count)
         self.tokens_debited = Counter("gateway_tokens_debited_total", "Tokens debited for jobs", registry=r)
