@@ -4,9 +4,10 @@
     python -m examples.chat_relay --webhook https://discord.com/api/webhooks/ID/TOKEN --model suno "a sea shanty"
 
 Discord-style webhooks (`?wait=true` returns the message; `PATCH …/messages/{id}` edits it) get one
-message that updates as the job advances. Slack-style incoming webhooks cannot edit, so each step is
-posted as its own line, at most one per `--min-interval` seconds and only on a change of status or of
-at least `--step` percent.
+message that updates as the job advances, showing the live preview (an image embed of the latest
+frame, or a link to the audio while it renders) when the job has one. Slack-style incoming webhooks
+cannot edit, so each step is posted as its own line, at most one per `--min-interval` seconds and
+only on a change of status, of at least `--step` percent, or of the preview.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -40,6 +41,11 @@ def render(event: JobEvent, prompt: str) -> str:
     return f"🎬 {event.status} {bar} {percent}%: {prompt!r}"
 
 
+def is_stream(preview_url: str) -> bool:
+    """A preview is an image frame, or (a `/stream` link) audio that plays while it renders."""
+    return httpx.URL(preview_url).path.endswith("/stream")
+
+
 class ChatWebhook:
     def __init__(self, url: str, flavor: Flavor, http: httpx.AsyncClient) -> None:
         self.url = url.rstrip("/")
@@ -47,16 +53,27 @@ class ChatWebhook:
         self.http = http
         self.message_id: str | None = None
 
-    async def show(self, text: str) -> None:
+    async def show(self, text: str, preview_url: str | None = None) -> None:
+        """Post or edit the message; with a preview, an image embed (Discord) or a link to listen to."""
+        if preview_url and is_stream(preview_url):
+            text, preview_url = f"{text}\n🔊 Listen while it renders: {preview_url}", None
         if self.flavor == "slack":
-            (await self.http.post(self.url, json={"text": text})).raise_for_status()
-        elif self.message_id is None:
-            response = await self.http.post(self.url, params={"wait": "true"}, json={"content": text})
+            body: dict[str, Any] = {"text": text}
+            if preview_url:
+                body["blocks"] = [
+                    {"type": "section", "text": {"type": "plain_text", "text": text}},
+                    {"type": "image", "image_url": preview_url, "alt_text": "live preview"},
+                ]
+            (await self.http.post(self.url, json=body)).raise_for_status()
+            return
+        body = {"content": text, "embeds": [{"image": {"url": preview_url}}] if preview_url else []}
+        if self.message_id is None:
+            response = await self.http.post(self.url, params={"wait": "true"}, json=body)
             response.raise_for_status()
             self.message_id = str(response.json()["id"])
         else:
             url = f"{self.url}/messages/{self.message_id}"
-            (await self.http.patch(url, json={"content": text})).raise_for_status()
+            (await self.http.patch(url, json=body)).raise_for_status()
 
 
 async def relay(
@@ -71,15 +88,19 @@ async def relay(
 ) -> JobEvent | None:
     """Follow the job and show its steps in the chat; returns the terminal event."""
     shown_status, shown_percent, shown_at = "", -step, 0.0
+    preview: str | None = None
+    shown_preview: str | None = None
     final: JobEvent | None = None
     async for event in gateway.generate(model, prompt, style=style):
         final = event
+        preview = None if event.terminal else event.preview_url or preview  # kept until a newer one
         percent = event.progress or 0
-        changed = event.status != shown_status or percent - shown_percent >= step
+        changed = event.status != shown_status or percent - shown_percent >= step or preview != shown_preview
         due = time.monotonic() - shown_at >= min_interval
         if event.terminal or (changed and (due or chat.flavor == "discord")):
-            await chat.show(render(event, prompt))
+            await chat.show(render(event, prompt), preview)
             shown_status, shown_percent, shown_at = event.status, percent, time.monotonic()
+            shown_preview = preview
     return final
 
 

@@ -64,7 +64,7 @@ def _b64(raw: bytes) -> str:
 
 def stream_token(secret: bytes, job_id: str, ttl_seconds: int, *, at: float | None = None) -> str:
     expires = int((at if at is not None else time.time()) + ttl_seconds)
-    mac = hmac.new(secret, f"stream:{job_id}:{expires}".encode(), hashlib.sha256).digest()
+    mac = hmac.digest(secret, f"stream:{job_id}:{expires}".encode(), "sha256")
     return f"{expires}.{_b64(mac[:20])}"
 
 
@@ -74,6 +74,6 @@ def check_stream_token(secret: bytes, job_id: str, token: str) -> bool:
     expires = whole_number(expires_text)
     if expires is None or not signature:
         return False
-    mac = hmac.new(secret, f"stream:{job_id}:{expires}".encode(), hashlib.sha256).digest()
+    mac = hmac.digest(secret, f"stream:{job_id}:{expires}".encode(), "sha256")
     # compared as bytes: compare_digest refuses str with characters outside ASCII (a 500 before)
     return hmac.compare_digest(_b64(mac[:20]).encode(), signature.encode()) and expires >= time.time()

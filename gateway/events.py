@@ -214,6 +214,8 @@ class EventHub:
         for mailbox in list(listeners):
             if not mailbox.put(event):  # fell behind: closed, it reads the log from now on
                 listeners.discard(mailbox)
+        if event.terminal:  # nothing follows it: a listener that never leaves is not kept either
+            del self._listeners[event.job_id]
 
     @property
     def listener_count(self) -> int:

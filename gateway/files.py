@@ -10,10 +10,11 @@ import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio
 import httpx
+from starlette.responses import RedirectResponse, Response
 
 from gateway.errors import Expired, Forbidden, NotFound
 from gateway.parsing import whole_number
@@ -23,13 +24,14 @@ from gateway.store.db import Database, iso, now
 
 if TYPE_CHECKING:
     from starlette.requests import Request
-    from starlette.responses import Response
 
     from gateway.settings import Settings
 
 log = logging.getLogger("gateway.files")
 
 ALLOWED_KINDS = ("audio/", "video/", "image/")
+STREAM = "stream"
+"""The name of a link to an upstream's stream (no stored file has it: results are `result-N.ext`)."""
 EXTENSIONS = {
     "audio/wav": ".wav",
     "audio/x-wav": ".wav",
@@ -95,13 +97,23 @@ class ResultStore:
         signature = self._signature(job_id, name, expires)
         return f"{self.public_url}/files/{job_id}/{quote(name)}?expires={expires}&signature={signature}"
 
-    def verify(self, job_id: str, name: str, expires: str | None, signature: str | None) -> int:
+    def signed_stream_url(self, job_id: str, source: str, expires: int) -> str:
+        """A link to a stream the upstream serves (a preview still rendering), signed with its source:
+        the gateway checks it and redirects there, so it expires like a result link."""
+        signature = self._signature(job_id, f"{STREAM}:{source}", expires)
+        query = urlencode({"src": source, "expires": expires, "signature": signature})
+        return f"{self.public_url}/files/{job_id}/{STREAM}?{query}"
+
+    def verify(
+        self, job_id: str, name: str, expires: str | None, signature: str | None, signed: str | None = None
+    ) -> int:
         """A signed link's expiry: 403 bad signature, 410 expired, 404 a name no result can have."""
         expiry = whole_number(expires)
         if expiry is None or not signature:
             raise Forbidden("This download link is not signed.")
         # compared as bytes: compare_digest refuses str with characters outside ASCII (a 500 before)
-        if not hmac.compare_digest(self._signature(job_id, name, expiry).encode(), signature.encode()):
+        expected = self._signature(job_id, signed or name, expiry)
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise Forbidden("This download link's signature does not match.")
         if expiry < time.time():
             raise Expired("This download link has expired.")
@@ -111,10 +123,23 @@ class ResultStore:
 
     async def download(self, request: Request, job_id: str, name: str) -> Response:
         """The answer to `/files/{job_id}/{name}?expires=&signature=`, from whichever engine stores it."""
-        expires = self.verify(
-            job_id, name, request.query_params.get("expires"), request.query_params.get("signature")
-        )
+        query = request.query_params
+        if name == STREAM:
+            source = query.get("src") or ""
+            self.verify(job_id, name, query.get("expires"), query.get("signature"), f"{STREAM}:{source}")
+            return RedirectResponse(source, 307, headers={"Cache-Control": "no-store"})
+        expires = self.verify(job_id, name, query.get("expires"), query.get("signature"))
         return await self.storage.serve(request, job_id, name, expires)
+
+    async def put_bytes(self, job_id: str, name: str, data: bytes, content_type: str) -> None:
+        """Store small bytes (a preview frame) as `job_id/name`, replacing what is there."""
+        await anyio.Path(self.staging).mkdir(parents=True, exist_ok=True)
+        tmp = anyio.Path(self.staging / f"{job_id}-{uuid.uuid4().hex}.part")
+        try:
+            await tmp.write_bytes(data)
+            await self.storage.put(job_id, name, Path(tmp), content_type)
+        finally:
+            await tmp.unlink(missing_ok=True)
 
     # --- mirroring -------------------------------------------------------------------------------
 

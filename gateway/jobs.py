@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +52,17 @@ def body_hash(body: Any) -> str:
 
 
 async def create_job(
-    svc: Services, key: ApiKey, body: Any, idempotency_key: str | None = None
+    svc: Services,
+    key: ApiKey,
+    body: Any,
+    idempotency_key: str | None = None,
+    *,
+    before_start: Callable[[Job], None] | None = None,
 ) -> tuple[Job, Event | None]:
     """Validate and price the request, debit it with the job in one transaction, and start it.
 
     Every refusal is raised before the debit. An idempotent replay returns the earlier job and None.
+    `before_start` sees a new job after its first event and before its driver can record another.
     """
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidRequest("The Idempotency-Key header must be 1 to 255 characters.")
@@ -105,6 +112,8 @@ async def create_job(
     if first is not None:
         svc.metrics.tokens_debited.inc(job.cost)
         await svc.bus.publish(first)
+        if before_start is not None:
+            before_start(job)
         svc.runner.start(job)
     return job, first
 

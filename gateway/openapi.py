@@ -72,12 +72,18 @@ FILE = {
         {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
         {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
         {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "src",
+            "in": "query",
+            "description": "Only for the name `stream` (a live preview): the signed upstream stream",
+            "schema": {"type": "string"},
+        },
         {"name": "Range", "in": "header", "schema": {"type": "string"}},
     ],
     "responses": {
         "200": {"description": "The file"},
         "206": {"description": "Part of the file (Content-Range)"},
-        "302": {"description": "A redirect to the stored object (S3 storage)"},
+        "307": {"description": "To a presigned S3 URL, or (name `stream`) to the upstream's stream"},
         **errors("400", "403", "404", "410", "416"),
     },
 }

@@ -62,6 +62,11 @@ SCHEMAS: dict[str, Any] = {
             "position": {"type": "integer"},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "message": {"type": "string"},
+            "preview_url": {
+                "type": "string",
+                "description": "Processing only, when there is a live preview: a signed, expiring link to "
+                "the latest preview frame, or a redirect to an audio stream while it renders.",
+            },
             "url": {"type": "string"},
             "urls": {"type": "array", "items": {"type": "string"}},
             "content_type": {"type": "string"},

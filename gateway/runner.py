@@ -14,6 +14,7 @@ from anyio.abc import TaskGroup
 
 from gateway.events import Event, EventBus
 from gateway.files import MirrorError, ResultStore
+from gateway.previews import Previews
 from gateway.registry import Registry, Upstream
 from gateway.settings import Settings
 from gateway.store import jobs as job_store
@@ -65,6 +66,9 @@ class Runner:
         self.results = results
         self.settings = settings
         self.on_finished = on_finished or []
+        self.previews = Previews(
+            results, every=settings.preview_seconds, ttl_seconds=settings.result_ttl_seconds
+        )
         self.instance_id = settings.instance_id
         self.lease_seconds = settings.lease_seconds
         self.renew_seconds = min(1.0, settings.lease_seconds / 3)
@@ -153,6 +157,8 @@ class Runner:
     async def stop_job(self, job: Job) -> bool:
         """Stop following a job (it was cancelled) and ask its upstream to stop; True if upstream did."""
         self.stop_local(job.id)
+        if self.previews.forget(job.id):
+            await self._discard_previews(job.id)
         upstream = self.registry.upstream(job.provider)
         if upstream is None or not job.upstream_id:
             return False
@@ -192,6 +198,7 @@ class Runner:
         finally:
             if self._drivers.get(job.id, (None,))[0] is scope:
                 del self._drivers[job.id]
+                self.previews.forget(job.id)
 
     async def _run(self, job: Job) -> None:
         upstream = self.registry.upstream(job.provider)
@@ -253,6 +260,7 @@ class Runner:
     async def _follow(
         self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
     ) -> Succeeded | Failed:
+        percent: int | None = job.progress
         async with aclosing(upstream.adapter.run(task)) as updates:
             async for update in updates:
                 if isinstance(update, Submitted):
@@ -272,12 +280,19 @@ class Runner:
                         event["position"] = update.position
                     await self._record(job, {}, event)
                 elif isinstance(update, Progress):
+                    preview_url = await self.previews.link(job.id, update.preview) if update.preview else None
+                    if update.percent is None and not update.message and preview_url is None:
+                        continue  # a preview frame dropped: too soon after the last one kept
                     event = {"status": "Processing", "job_id": job.id}
                     changes: dict[str, Any] = {"status": "processing"}
                     if update.percent is not None:
-                        event["progress"] = changes["progress"] = max(0, min(100, update.percent))
+                        percent = event["progress"] = changes["progress"] = max(0, min(100, update.percent))
+                    elif percent is not None and preview_url is not None:
+                        event["progress"] = percent  # a frame alone: with the progress so far
                     if update.message:
                         event["message"] = update.message
+                    if preview_url is not None:
+                        event["preview_url"] = preview_url
                     await self._record(job, changes, event)
                 else:
                     return update
@@ -313,6 +328,16 @@ class Runner:
     async def _fail(self, job: Job, message: str, code: str) -> None:
         event = {"status": "Error", "job_id": job.id, "message": message, "code": code, "refunded": True}
         await self._finish(job, "failed", {"error": message, "error_code": code}, event, refund=True)
+        if self.previews.forget(job.id):
+            await self._discard_previews(job.id)
+
+    async def _discard_previews(self, job_id: str) -> None:
+        """A job that ends without results keeps no preview either (only completed jobs are swept)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.results.delete(job_id)
+            except Exception:
+                log.exception("removing the previews of %s failed", job_id)
 
     async def _finish(
         self, job: Job, status: str, changes: dict[str, Any], event: dict[str, Any], *, refund: bool

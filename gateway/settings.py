@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     result_ttl_seconds: int = 24 * 3600
     sweep_interval_seconds: float = 300.0
     max_result_bytes: int = 512 * 1024 * 1024
+    preview_seconds: float = 2.0
+    """At most one live preview frame per job is stored (and announced) in this many seconds."""
     idempotency_ttl_seconds: int = 24 * 3600
     allow_private_callbacks: bool = False
     cors_origins: list[str] = []

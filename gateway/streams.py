@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import ExitStack, nullcontext
 
 import anyio
 from prometheus_client import Gauge
@@ -16,15 +17,19 @@ LAGGARD_POLL_SECONDS = 1.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def follow(db: Database, bus: EventBus, job_id: str, after: int = 0) -> AsyncIterator[Event]:
+async def follow(
+    db: Database, bus: EventBus, job_id: str, after: int = 0, *, live: Mailbox | None = None
+) -> AsyncIterator[Event]:
     """Every event with an id above `after`, in order, without gaps or repeats.
 
     The subscription opens before the log is read, so nothing recorded in between is missed; a live
     event that arrives out of turn (or a listener that fell behind, or a quiet spell on a bus that can
-    lose messages) sends us back to the log.
+    lose messages) sends us back to the log. `live`, a subscription opened before any event after
+    `after` could be recorded (a job just created here, before its driver started), saves that read.
     """
-    with bus.subscribe(job_id) as live:
-        batch = await event_log.after(db, job_id, after)
+    fresh = live is not None
+    with nullcontext(live) if live is not None else bus.subscribe(job_id) as mailbox:
+        batch = [] if fresh else await event_log.after(db, job_id, after)
         while True:
             for event in batch:
                 if event.seq <= after:
@@ -33,7 +38,7 @@ async def follow(db: Database, bus: EventBus, job_id: str, after: int = 0) -> As
                 after = event.seq
                 if event.terminal:
                     return
-            live_event = await _next(live, bus.poll_seconds)
+            live_event = await _next(mailbox, bus.poll_seconds)
             if live_event is not None and live_event.seq <= after + 1:
                 batch = [live_event]
             else:
@@ -57,9 +62,12 @@ def sse_response(
     heartbeat: float,
     retry_ms: int | None = None,
     first: Event | None = None,
+    live: Mailbox | None = None,
+    closing: ExitStack | None = None,
     open_streams: Gauge | None = None,
 ) -> EventSourceResponse:
-    """`first`, when given, is sent at once (it was just recorded) and the rest follows it."""
+    """`first`, when given, is sent at once (it was just recorded) and the rest follows it; `live`
+    is a subscription opened before anything after `first` was recorded, `closing` what ends it."""
 
     async def body() -> AsyncIterator[bytes]:
         if open_streams is not None:
@@ -71,11 +79,14 @@ def sse_response(
                 start = first.seq
                 if first.terminal:
                     return
-            async for event in follow(db, bus, job_id, start):
+            fresh = live if first is not None and start == first.seq else None
+            async for event in follow(db, bus, job_id, start, live=fresh):
                 yield event.sse(retry_ms).encode()
         finally:
             if open_streams is not None:
                 open_streams.dec()
+            if closing is not None:
+                closing.close()
 
     return EventSourceResponse(
         body(),

@@ -88,9 +88,20 @@ class Queued:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """A live look at a job while it renders: an image frame's bytes (the gateway keeps the latest),
+    or a link to a stream the upstream serves (Suno's audio while a clip renders)."""
+
+    content_type: str
+    data: bytes = b""
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Progress:
     percent: int | None = None
     message: str | None = None
+    preview: Preview | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,7 @@ class OptionError(ValueError):
 
 
 def apply_style_suffix(prompt: str, style_label: str | None) -> str:
-    """PROVIDERS.md: a style the upstream has no field for becomes `"<prompt>, <style> style"`."""
+    """A style the upstream has no field for becomes `"<prompt>, <style> style"`."""
     return f"{prompt}, {style_label} style" if style_label else prompt
 
 

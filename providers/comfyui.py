@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
+import struct
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
@@ -22,6 +24,7 @@ from providers.base import (
     Changes,
     Failed,
     OptionError,
+    Preview,
     Progress,
     ProviderSettings,
     Queued,
@@ -44,6 +47,13 @@ MAX_SEED = 2**32 - 1
 # Polls that find the prompt neither in history nor in the queue before it counts as lost (a ComfyUI
 # restart forgets both); more than one, because it can finish between the two reads of one poll.
 LOST_AFTER = 3
+# The websocket's binary messages (ComfyUI's protocol.py BinaryEventTypes): a 4-byte big-endian type,
+# then for PREVIEW_IMAGE a 4-byte image format (1 JPEG, 2 PNG) and the image, and for
+# PREVIEW_IMAGE_WITH_METADATA a 4-byte length, that much JSON (`image_type`, `prompt_id` …) and the image.
+PREVIEW_IMAGE = 1
+PREVIEW_IMAGE_WITH_METADATA = 4
+IMAGE_FORMATS = {1: "image/jpeg", 2: "image/png"}
+MAX_PREVIEW_BYTES = 2 << 20
 
 
 # --- ComfyUI's answers -------------------------------------------------------------------------
@@ -126,6 +136,49 @@ def _history_failure(status: HistoryStatus) -> str:
     return "ComfyUI reported the prompt failed."
 
 
+def _node_errors(node_errors: Any) -> list[str]:
+    """Each refused node's reasons from a `node_errors` object, as `<class> #<id>: <message> (<details>)`."""
+    parts = []
+    for node_id, node in node_errors.items() if isinstance(node_errors, dict) else ():
+        for item in node.get("errors") or [] if isinstance(node, dict) else ():
+            if isinstance(item, dict):
+                detail = f" ({item['details']})" if item.get("details") else ""
+                parts.append(f"{node.get('class_type', 'node')} #{node_id}: {item.get('message')}{detail}")
+    return parts
+
+
+def _skipped(node_errors: Any) -> str | None:
+    """A 200 from POST /prompt may still refuse some outputs (and run the others): say which."""
+    parts = _node_errors(node_errors)
+    if not parts:
+        return None
+    text = "; ".join(" ".join(part.split()) for part in parts)
+    return f"ComfyUI skipped part of the workflow: {text}"[:300]
+
+
+def preview_frame(data: bytes, prompt_id: str | None) -> Preview | None:
+    """The image in a binary websocket message, if it is a preview of this prompt (a preview without
+    metadata comes only to the client that queued the prompt, so it is ours)."""
+    if len(data) < 8:
+        return None
+    kind, word = struct.unpack(">II", data[:8])
+    if kind == PREVIEW_IMAGE:
+        content_type, image = IMAGE_FORMATS.get(word), data[8:]
+    elif kind == PREVIEW_IMAGE_WITH_METADATA:
+        try:
+            metadata = json.loads(data[8 : 8 + word])
+        except ValueError:
+            return None
+        if not isinstance(metadata, dict) or metadata.get("prompt_id", prompt_id) != prompt_id:
+            return None
+        content_type, image = metadata.get("image_type"), data[8 + word :]
+    else:
+        return None  # text from a node, or an unencoded image
+    if content_type not in IMAGE_FORMATS.values() or not image or len(image) > MAX_PREVIEW_BYTES:
+        return None
+    return Preview(str(content_type), bytes(image))
+
+
 def _rejection(response: httpx.Response) -> str:
     """The reason in a 400 from POST /prompt: its `error`, then each node's `node_errors`."""
     try:
@@ -140,12 +193,7 @@ def _rejection(response: httpx.Response) -> str:
             str(part) for part in (error.get("message") or error.get("type"), error.get("details")) if part
         )
     parts = [str(error)] if error else []
-    node_errors = body.get("node_errors")
-    for node_id, node in node_errors.items() if isinstance(node_errors, dict) else ():
-        for item in node.get("errors") or [] if isinstance(node, dict) else ():
-            if isinstance(item, dict):
-                detail = f" ({item['details']})" if item.get("details") else ""
-                parts.append(f"{node.get('class_type', 'node')} #{node_id}: {item.get('message')}{detail}")
+    parts.extend(_node_errors(body.get("node_errors")))
     text = "; ".join(" ".join(part.split()) for part in parts)
     return f"ComfyUI refused the workflow: {text or 'no reason given'}"[:300]
 
@@ -180,6 +228,9 @@ class _Prompt:
     prompt_id: str | None = None
     started: bool = False
     changes: Changes = field(default_factory=Changes)
+    skipped: str | None = None
+    """What POST /prompt refused while accepting the rest (its `node_errors`)."""
+    cached: set[str] = field(default_factory=set)
 
     @classmethod
     def from_upstream_id(cls, upstream_id: str) -> _Prompt:
@@ -202,10 +253,13 @@ class ComfyUIProvider:
 
     def prepare(self, task: Task) -> Task:
         options = dict(task.options)
-        if "seed" not in options:
+        if "seed" in options:
+            if not self.workflow.seeds:
+                raise OptionError("seed", "The configured ComfyUI workflow takes no seed.")
+            if isinstance(options["seed"], bool) or not isinstance(options["seed"], int):
+                raise OptionError("seed", "seed must be a whole number.")
+        elif self.workflow.seeds:
             options["seed"] = random.randint(0, MAX_SEED)  # fixed now, so the job records it
-        elif isinstance(options["seed"], bool) or not isinstance(options["seed"], int):
-            raise OptionError("seed", "seed must be a whole number.")
         for option in ("width", "height"):
             if option not in options:
                 continue
@@ -229,6 +283,8 @@ class ComfyUIProvider:
             yield submitted
             if isinstance(submitted, Failed):
                 return
+            if prompt.skipped:
+                yield Progress(None, prompt.skipped)
         async with aclosing(self._poll(prompt)) as updates:
             async for update in updates:
                 yield update
@@ -238,7 +294,9 @@ class ComfyUIProvider:
         response = await self.client.request_allowing("POST", "/prompt", (400,), json=body)
         if response.status_code == 400:
             return Failed(_rejection(response))
-        prompt.prompt_id = parse(response, Accepted).prompt_id
+        accepted = parse(response, Accepted)
+        prompt.prompt_id = accepted.prompt_id
+        prompt.skipped = _skipped(accepted.node_errors)
         return Submitted(f"{prompt.prompt_id}@{prompt.client_id}")
 
     def _ws_url(self, client_id: str) -> httpx.URL:
@@ -256,11 +314,15 @@ class ComfyUIProvider:
                     self.client.http,
                     keepalive_ping_interval_seconds=None,
                 ) as ws:
+                    # First, as ComfyUI reads it: previews then come with their prompt id (type 4).
+                    await ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
                     if prompt.prompt_id is None:
                         submitted = await self._submit(task, prompt)
                         yield submitted
                         if isinstance(submitted, Failed):
                             return
+                        if prompt.skipped:
+                            yield Progress(None, prompt.skipped)
                     elif outcome := await self._outcome(prompt):  # re-attached: it may be over already
                         yield outcome
                         return
@@ -284,8 +346,11 @@ class ComfyUIProvider:
         except HTTPXWSException as exc:
             log.warning("ComfyUI websocket dropped (%s); polling instead", type(exc).__name__)
             return "over"
+        if isinstance(event, wsproto.events.BytesMessage):
+            preview = preview_frame(bytes(event.data), prompt.prompt_id) if prompt.started else None
+            return Progress(preview=preview) if preview else None
         if not isinstance(event, wsproto.events.TextMessage):
-            return None  # binary frames are live previews
+            return None
         news = self._read(event.data, prompt)
         if news == "queue":
             return (await self._queue_news(prompt))[1]
@@ -310,10 +375,14 @@ class ComfyUIProvider:
             return "done"
         elif message.type == "execution_success":
             return "done"
-        elif message.type == "progress":
+        elif message.type == "execution_cached":
+            prompt.cached.update(str(node) for node in data.get("nodes") or [])
+        elif message.type == "progress" and self.workflow.has_sampler:
             value, maximum = data.get("value"), data.get("max")
             if isinstance(value, int | float) and isinstance(maximum, int | float) and maximum > 0:
                 update = Progress(min(99, round(100 * value / maximum)), f"step {value:g} of {maximum:g}")
+        elif message.type == "progress_state" and not self.workflow.has_sampler:
+            update = self._nodes_progress(data.get("nodes"), prompt.cached)
         elif message.type == "execution_error":
             return Failed(_execution_error(data))
         elif message.type == "execution_interrupted":
@@ -323,6 +392,24 @@ class ComfyUIProvider:
             if prompt.changes.new(update):
                 return update
         return None
+
+    def _nodes_progress(self, nodes: Any, cached: set[str]) -> Progress | None:
+        """Progress counted in nodes from a `progress_state` (each running node's value/max counts
+        in part; cached nodes are done), for workflows without a sampler's steps to count."""
+        if not isinstance(nodes, dict):
+            return None
+        done = {node: 1.0 for node in cached}
+        for node_id, state in nodes.items():
+            if not isinstance(state, dict):
+                continue
+            value, maximum = state.get("value"), state.get("max")
+            if state.get("state") == "finished":
+                done[str(node_id)] = 1.0
+            elif isinstance(value, int | float) and isinstance(maximum, int | float) and maximum > 0:
+                done[str(node_id)] = max(0.0, min(1.0, value / maximum))
+        total = max(len(self.workflow.nodes), len(done))
+        finished = sum(1 for part in done.values() if part >= 1.0)
+        return Progress(min(99, round(100 * sum(done.values()) / total)), f"{finished} of {total} nodes done")
 
     async def _queue_news(self, prompt: _Prompt) -> tuple[bool, Queued | Progress | None]:
         """Whether /queue lists the prompt, and its position (or that it runs) when that is news."""

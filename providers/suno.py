@@ -11,6 +11,7 @@ from pydantic import BaseModel, RootModel
 from providers.base import (
     Failed,
     OptionError,
+    Preview,
     Progress,
     ProviderSettings,
     Queued,
@@ -25,7 +26,7 @@ from providers.base import (
     poll_pause,
 )
 
-# suno-api reports no percent: PROVIDERS.md's coarse mapping.
+# suno-api reports no percent: a coarse mapping from its statuses.
 STATUS_PROGRESS = {"submitted": 5, "queued": 10, "streaming": 60, "complete": 100}
 
 
@@ -38,6 +39,12 @@ class Clip(BaseModel):
 
 
 Clips = RootModel[list[Clip]]
+
+
+def _stream(clips: list[Clip]) -> Preview | None:
+    """While a clip streams, its audio_url already plays (partial): the first such is the preview."""
+    url = next((c.audio_url for c in clips if c.status == "streaming" and c.audio_url), None)
+    return Preview("audio/mpeg", url=url) if url else None
 
 
 class SunoProvider:
@@ -96,7 +103,11 @@ class SunoProvider:
             phase = "queued" if status in ("submitted", "queued") else status
             if phase != last:
                 last = phase
-                yield Queued() if phase == "queued" else Progress(STATUS_PROGRESS[status], status)
+                yield (
+                    Queued()
+                    if phase == "queued"
+                    else Progress(STATUS_PROGRESS[status], status, _stream(clips))
+                )
             await poll_pause(self.client)
 
     async def cancel(self, upstream_id: str) -> bool:

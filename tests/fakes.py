@@ -8,6 +8,7 @@ import anyio
 
 from providers.base import (
     Failed,
+    Preview,
     Progress,
     ProviderSettings,
     Queued,
@@ -19,6 +20,7 @@ from providers.base import (
     UpstreamError,
 )
 
+PREVIEW_FRAME = b"\x89PNG\r\n\x1a\n a frame"
 # Tests hold a job mid-flight by putting "hold" in the prompt and releasing this event.
 RELEASE: dict[str, anyio.Event] = {}
 
@@ -45,6 +47,12 @@ class ScriptedProvider:
         yield Submitted(f"up-{task.job_id}")
         yield Queued(position=2)
         yield Progress(25, "dreaming")
+        if "preview" in task.prompt:  # two frames in quick succession, then a stream to listen to
+            yield Progress(preview=Preview("image/png", PREVIEW_FRAME))
+            yield Progress(preview=Preview("image/png", PREVIEW_FRAME + b"later"))
+            yield Progress(
+                50, "streaming", Preview("audio/mpeg", url=f"https://cdn.example/{task.job_id}.mp3")
+            )
         if "hold" in task.prompt:
             await RELEASE.setdefault("default", anyio.Event()).wait()
         yield Progress(75)

@@ -46,6 +46,12 @@ class JobEvent:
     def message(self) -> str | None:
         return self.data.get("message")
 
+    @property
+    def preview_url(self) -> str | None:
+        """On `Processing` events with a live preview: a signed link to the latest frame (an image),
+        or to the audio streaming while it renders; None otherwise."""
+        return self.data.get("preview_url")
+
     @classmethod
     def from_sse(cls, sse: ServerSentEvent) -> JobEvent:
         data = json.loads(sse.data)

@@ -49,16 +49,20 @@ async def read_json(request: Request) -> Any:
         if size > limit:
             raise PayloadTooLarge(f"The body is over the {limit}-byte limit.", limit=limit)
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = json.loads(b"".join(chunks))
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}.") from exc
     except RecursionError as exc:
         raise InvalidRequest("The body's JSON is nested too deeply.") from exc
-    try:  # JSON may escape lone UTF-16 surrogates (\ud800) that no UTF-8 text can hold
-        json.dumps(body, ensure_ascii=False).encode()
-    except UnicodeEncodeError as exc:
-        raise InvalidRequest("The body holds a lone UTF-16 surrogate, which is not text.") from exc
+    # JSON may escape lone UTF-16 surrogates (\ud800) that no UTF-8 text can hold; only a body with
+    # a \u escape can, so only such a body pays for the check.
+    if b"\\u" in raw:
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest("The body holds a lone UTF-16 surrogate, which is not text.") from exc
     return body
 
 

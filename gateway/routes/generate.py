@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.events import Mailbox
 from gateway.jobs import create_job, job_object, validate_request
 from gateway.routes.common import authenticate, read_json, services
 from gateway.store import ledger
+from gateway.store.jobs import Job
 from gateway.streams import sse_response
 
 
@@ -16,7 +20,20 @@ async def generate(request: Request) -> Response:
     key = await authenticate(request, creating=True)
     body = await read_json(request)
     svc = services(request)
-    job, first = await create_job(svc, key, body, request.headers.get("idempotency-key"))
+    # The stream subscribes to the new job before its driver starts, so it needs no read of the log.
+    subscription = ExitStack()
+    live: list[Mailbox] = []
+
+    def subscribe(job: Job) -> None:
+        live.append(subscription.enter_context(svc.bus.subscribe(job.id)))
+
+    try:
+        job, first = await create_job(
+            svc, key, body, request.headers.get("idempotency-key"), before_start=subscribe
+        )
+    except BaseException:
+        subscription.close()
+        raise
     # An idempotent replay (first is None) streams the earlier job from its first event.
     stream = sse_response(
         svc.db,
@@ -26,6 +43,8 @@ async def generate(request: Request) -> Response:
         retry_ms=svc.settings.sse_retry_ms,
         open_streams=svc.metrics.open_streams,
         first=first,
+        live=live[0] if live else None,
+        closing=subscription,
     )
     return svc.key_streams.guard(key.id, stream)
 

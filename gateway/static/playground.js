@@ -84,6 +84,20 @@ function showResult(event) {
   $("result").replaceChildren(media, link);
 }
 
+function showPreview(url) {
+  // While the job renders, the area under the bar shows its live preview: the latest frame (each
+  // event links it with a fresh expiry, so setting src fetches the new frame) or the audio so far.
+  const stream = new URL(url, location.href).pathname.endsWith("/stream");
+  let media = $("preview");
+  if (!media || media.tagName !== (stream ? "AUDIO" : "IMG")) {
+    media = document.createElement(stream ? "audio" : "img");
+    media.id = "preview";
+    if (stream) media.controls = true; else media.alt = "live preview";
+    $("result").replaceChildren(media);
+  }
+  if (!stream || !media.src) media.src = url;  // a playing stream is not restarted
+}
+
 function follow(job) {
   if (source) source.close();
   sessionStorage.setItem(JOB, job.id);
@@ -98,6 +112,7 @@ function follow(job) {
     $("job-detail").textContent = event.status === "Queued" && event.position ? `position ${event.position}`
       : event.message || (event.status === "Processing started" ? `${event.cost} tokens, balance ${event.balance}` : "");
     if (typeof event.progress === "number") setProgress(event.progress);
+    if (event.preview_url && event.status === "Processing") showPreview(event.preview_url);
     if (event.status === "Processing started") $("balance").textContent = event.balance;
     if (["Completed", "Error", "Canceled"].includes(event.status)) {
       source.close();

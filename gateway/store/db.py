@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -56,6 +57,18 @@ class Database(Protocol):
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+_stamp: tuple[int, str] = (0, "")
+
+
+def stamp() -> str:
+    """Now as `iso` writes it, made once a second: every write of a job stamps it."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, iso(datetime.fromtimestamp(second, UTC)) or "")
+    return _stamp[1]
 
 
 def iso(moment: datetime | None) -> str | None:

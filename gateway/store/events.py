@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from gateway.events import Event
-from gateway.store.db import Database, Tx, iso, now
+from gateway.store.db import Database, Tx, stamp
 
 
 async def append(tx: Tx, job_id: str, data: dict[str, Any]) -> Event:
@@ -24,7 +24,7 @@ async def store(tx: Tx, job_id: str, seq: int, data: dict[str, Any]) -> Event:
     event = Event(job_id, seq, data)
     await tx.execute(
         "INSERT INTO job_events (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
-        (job_id, seq, event.json(), iso(now())),
+        (job_id, seq, event.json(), stamp()),
     )
     return event
 

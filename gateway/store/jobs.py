@@ -11,7 +11,7 @@ from typing import Any
 from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
 from gateway.events import Event
 from gateway.store import events
-from gateway.store.db import Database, Row, Tx, iso, now
+from gateway.store.db import Database, Row, Tx, iso, now, stamp
 from gateway.store.ledger import append_entry
 
 UNFINISHED = ("queued", "processing")
@@ -150,7 +150,7 @@ async def create(
     Returns the job and its `Processing started` event; an idempotent replay returns the earlier job
     and None (nothing is debited again). With `lease`, the new job is born claimed by its creator.
     """
-    cutoff = iso(now() - timedelta(seconds=idempotency_ttl_seconds))
+    cutoff = iso(now() - timedelta(seconds=idempotency_ttl_seconds)) if idempotency is not None else None
 
     async def work(tx: Tx) -> tuple[Job, Event | None]:
         if idempotency is not None:
@@ -169,7 +169,7 @@ async def create(
                     )
                 return await _get_in(tx, seen["job_id"]), None
         job_id = new_job_id()
-        created = iso(now())
+        created = stamp()
         # The job first, born with its first event's number, then the debit: the debit takes the key's
         # row lock (the job's foreign key does not), so one key's creates queue for as few round trips
         # as possible, and the count below runs under the lock, where it sees every committed job.
@@ -268,7 +268,7 @@ async def record(
 
     Raises NotChanged when the job already finished or the lease is no longer this driver's.
     """
-    changes = {**changes, "updated_at": iso(now())}
+    changes = {**changes, "updated_at": stamp()}
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
 
@@ -306,8 +306,8 @@ async def finish(
     and the ledger's unique index allows one refund per job whatever the code does. None for the
     losers (and for a driver whose lease another replica took).
     """
-    stamp = iso(now())
-    changes = {**changes, "status": status, "updated_at": stamp, "completed_at": stamp}
+    moment = stamp()
+    changes = {**changes, "status": status, "updated_at": moment, "completed_at": moment}
     if refund:
         changes["refunded"] = 1
     sets, values = _assignments(changes)

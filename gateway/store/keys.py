@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.db import Database, Row, Tx, iso, now
+from gateway.store.db import Database, Row, Tx, stamp
 from gateway.store.ledger import append_entry
 
 KEY_PREFIX = "gw_"
@@ -74,7 +74,7 @@ async def create(
     max_concurrent_jobs: int | None = None,
 ) -> ApiKey:
     key_id = "key_" + secrets.token_hex(8)
-    created = iso(now())
+    created = stamp()
 
     async def work(tx: Tx) -> None:
         await tx.execute(
@@ -134,11 +134,11 @@ async def update(db: Database, key_id: str, changes: dict[str, Any]) -> ApiKey |
 
 
 async def revoke(db: Database, key_id: str) -> ApiKey | None:
-    stamp = iso(now())
+    moment = stamp()
 
     async def work(tx: Tx) -> None:
         await tx.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (stamp, key_id)
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (moment, key_id)
         )
 
     await db.write(work)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from gateway.errors import InvalidRequest, NotFound
-from gateway.store.db import Database, Tx, iso, now
+from gateway.store.db import Database, Tx, stamp
 
 Reason = Literal["debit", "refund", "credit", "adjust"]
 
@@ -45,7 +45,7 @@ async def append_entry(
     await tx.execute(
         "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (key_id, delta, reason, job_id, balance, note, iso(now())),
+        (key_id, delta, reason, job_id, balance, note, stamp()),
     )
     return balance
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
 from collections.abc import Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -23,6 +25,8 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
 )
+BUSY_TIMEOUT_MS = 5000
+CHECKPOINT_COMMITS = 200  # about what the automatic checkpoint after 1 000 WAL pages would do here
 T = TypeVar("T")
 
 
@@ -31,9 +35,9 @@ class _Pending:
 
     __slots__ = ("done", "error", "result", "work")
 
-    def __init__(self, work: Work[Any], done: anyio.Event) -> None:
+    def __init__(self, work: Work[Any], done: asyncio.Future[None]) -> None:
         self.work = work
-        self.done = done  # shared by every write of the same batch: one Event per commit, not per write
+        self.done = done  # shared by every write of the same batch: one future per commit, not per write
         self.result: Any = None
         self.error: Exception | None = None
 
@@ -90,105 +94,181 @@ def _run_guarded(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         conn.execute("RELEASE work")
 
 
-class SqliteDatabase:
-    """Writes run as whole transactions in one worker-thread call; reads go through aiosqlite (WAL).
+def _commit_begun(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    """Run the batch in the transaction just begun and commit it; on a failure each caller hears it."""
+    try:
+        failed = _run_unguarded(conn, batch)
+        if failed is not None:
+            conn.execute("ROLLBACK")
+            if len(batch) == 1:
+                batch[0].error = failed
+                return
+            # One write of the batch failed: run them all again, each under its own savepoint,
+            # so it alone is rolled back (a write is a whole transaction: running it again is safe).
+            conn.execute("BEGIN IMMEDIATE")
+            _run_guarded(conn, batch)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        for item in batch:
+            item.error = item.error or (exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
 
-    A write is a function of a transaction, run between BEGIN IMMEDIATE and COMMIT in the database's
-    single writer thread: one hop per transaction instead of one per statement (the per-statement
-    hops were the gateway's largest measured cost), and a cancelled caller can never leave a
-    transaction half-open, because the function always runs to COMMIT or ROLLBACK.
+
+class SqliteDatabase:
+    """Writes run as whole transactions on the event loop's own thread, grouped; reads go through
+    aiosqlite (WAL).
+
+    A write is a function of a transaction, run between BEGIN IMMEDIATE and COMMIT, always to the end,
+    so a cancelled caller can never leave a transaction half-open. The writes queued in one turn of
+    the event loop commit together, inline: in WAL mode with synchronous=NORMAL a commit hands its
+    pages to the OS and does not fsync (it still survives a killed process), so it costs tens of
+    microseconds — less than handing it to a thread, whose hop and the GIL passed back and forth
+    around every statement were the largest measured cost. What could block the loop stays off it:
+    another process holding the write lock (the batch then goes to a thread that waits up to
+    busy_timeout) and checkpoints (automatic ones are off; a thread runs a passive one every
+    CHECKPOINT_COMMITS commits).
     """
 
     shared = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writes = anyio.CapacityLimiter(1)
+        # For what may wait: opening, closing, a batch that found the database locked, checkpoints.
+        self._executor: ThreadPoolExecutor | None = None
         self._queue: list[_Pending] = []
-        self._next_done: anyio.Event | None = None
-        self._flushing = False
+        self._next_done: asyncio.Future[None] | None = None
+        self._flushing = False  # a flush is scheduled, or a batch is on the thread
+        self._commits = 0
+        self._checkpointing = False
         self._writer: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None  # its own connection, used on the thread
         self._reader: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await anyio.to_thread.run_sync(self._open_writer, limiter=self._writes)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        loop = asyncio.get_running_loop()
+        self._writer = await loop.run_in_executor(self._executor, self._open_writer)
+        self._checkpointer = await loop.run_in_executor(self._executor, self._connect)
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         self._reader.row_factory = aiosqlite.Row
         for pragma in PRAGMAS:
             await self._reader.execute(pragma)
 
-    def _open_writer(self) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         for pragma in PRAGMAS:
             conn.execute(pragma)
+        return conn
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         for number, script in enumerate(migrations("sqlite")[version:], start=version + 1):
             log.info("applying migration %d", number)
             conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        conn.execute("PRAGMA busy_timeout=0")  # on the loop: never wait for a lock there
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the thread (_checkpoint)
         return conn
 
     async def close(self) -> None:
         if self._reader is not None:
             await self._reader.close()
-        if self._writer is not None:
-            await anyio.to_thread.run_sync(self._writer.close, limiter=self._writes)
-        self._reader = self._writer = None
+        if self._executor is not None:
+            loop = asyncio.get_running_loop()
+            for conn in (self._checkpointer, self._writer):  # after any batch or checkpoint on the thread
+                if conn is not None:
+                    await loop.run_in_executor(self._executor, conn.close)
+            self._executor.shutdown(wait=False)
+        self._reader = self._writer = self._checkpointer = self._executor = None
 
     async def write(self, work: Work[T]) -> T:
         """Run `work` atomically and durably, as if in a transaction of its own.
 
-        Writes that arrive while one is running are committed together (group commit). Should one of
-        them raise, the batch runs again with each write under its own SAVEPOINT, so that one is
-        rolled back alone and its caller gets the error.
+        Writes that arrive in the same turn of the event loop are committed together (group commit).
+        Should one of them raise, the batch runs again with each write under its own SAVEPOINT, so
+        that one is rolled back alone and its caller gets the error.
         """
+        loop = asyncio.get_running_loop()
         if self._next_done is None:
-            self._next_done = anyio.Event()
+            self._next_done = loop.create_future()
         pending = _Pending(work, self._next_done)
         self._queue.append(pending)
         if not self._flushing:
             self._flushing = True
+            loop.call_soon(self._flush)
+        if not pending.done.done():
+            # asyncio.shield: cancelling this caller never cancels the future its batch waits on.
             try:
-                # Shielded: the writer serves every queued caller even if its own caller is cancelled.
+                await asyncio.shield(pending.done)
+            except asyncio.CancelledError:
+                # Cancelled while its batch commits: the write happens all the same, and its caller
+                # learns what was committed (its cancel scope cancels it again at its next await).
+                # The cancel scope is made only here: one per write cost more than the commit.
                 with anyio.CancelScope(shield=True):
-                    while self._queue:
-                        batch, done = self._queue, self._next_done
-                        self._queue, self._next_done = [], None
-                        try:
-                            await anyio.to_thread.run_sync(self._commit_batch, batch, limiter=self._writes)
-                        finally:  # whatever happened, every caller of the batch is told
-                            if done is not None:
-                                done.set()
-            finally:
-                self._flushing = False
-        with anyio.CancelScope(shield=True):  # the caller always learns what was committed
-            await pending.done.wait()
+                    await asyncio.shield(pending.done)
         if pending.error is not None:
             raise pending.error
         return cast(T, pending.result)
 
-    def _commit_batch(self, batch: list[_Pending]) -> None:
+    def _flush(self) -> None:
+        """Commit the queued writes as one batch, here on the loop unless the database is locked."""
         conn = self._writer
-        assert conn is not None, "database is not open"
+        assert conn is not None and self._executor is not None, "database is not open"
+        batch, done = self._queue, self._next_done
+        self._queue, self._next_done = [], None
         try:
-            conn.execute("BEGIN IMMEDIATE")  # may fail (locked past busy_timeout, disk): each caller hears it
-            failed = _run_unguarded(conn, batch)
-            if failed is not None:
-                conn.execute("ROLLBACK")
-                if len(batch) == 1:
-                    batch[0].error = failed
-                    return
-                # One write of the batch failed: run them all again, each under its own savepoint,
-                # so it alone is rolled back (a write is a whole transaction: running it again is safe).
-                conn.execute("BEGIN IMMEDIATE")
-                _run_guarded(conn, batch)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for item in batch:
-                item.error = item.error or (exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            # Another process holds the write lock: wait for it on the thread, not on the loop.
+            waiting = asyncio.get_running_loop().run_in_executor(self._executor, self._commit_waiting, batch)
+            waiting.add_done_callback(lambda _: self._batch_done(done))
+            return
+        _commit_begun(conn, batch)
+        self._batch_done(done)
+        self._commits += 1
+        if self._commits >= CHECKPOINT_COMMITS and not self._checkpointing:
+            self._commits, self._checkpointing = 0, True
+            checkpoint = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
+            checkpoint.add_done_callback(self._checkpointed)
+
+    def _batch_done(self, done: asyncio.Future[None] | None) -> None:
+        if done is not None and not done.done():  # every caller of the batch is told, whatever happened
+            done.set_result(None)
+        if self._queue:  # queued while the batch was on the thread
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._flushing = False
+
+    def _commit_waiting(self, batch: list[_Pending]) -> None:
+        """On the thread: the batch, waiting up to busy_timeout for the write lock."""
+        conn = self._writer
+        assert conn is not None
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            try:
+                conn.execute(
+                    "BEGIN IMMEDIATE"
+                )  # may fail (locked past busy_timeout, disk): each caller hears it
+            except Exception as exc:
+                for item in batch:
+                    item.error = exc
+                return
+            _commit_begun(conn, batch)
+        finally:
+            conn.execute("PRAGMA busy_timeout=0")
+
+    def _checkpoint(self) -> None:
+        conn = self._checkpointer
+        if conn is not None:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = False
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("checkpoint failed: %s", done.exception())
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """One round trip to the reader's thread (execute + fetch + close would be three)."""

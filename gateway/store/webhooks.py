@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from gateway.store.db import Database, Tx, iso, now
+from gateway.store.db import Database, Tx, iso, now, stamp
 
 
 async def claim(db: Database, job_id: str, url: str, owner: str, seconds: float, max_attempts: int) -> bool:
@@ -32,7 +32,7 @@ async def claim(db: Database, job_id: str, url: str, owner: str, seconds: float,
 
 
 async def record_attempt(db: Database, job_id: str, error: str | None) -> None:
-    delivered = iso(now()) if error is None else None
+    delivered = stamp() if error is None else None
 
     async def work(tx: Tx) -> None:
         await tx.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -11,12 +12,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from providers.simulator.comfyui_nodes import object_info, validate_outputs
 from providers.simulator.comfyui_run import (
     FALLBACK_WORKFLOW,
     OUTPUT_FILE,
     TIMELINE,
     Event,
     Plan,
+    cached_nodes,
     events,
     prompt_text,
     status_messages,
@@ -31,6 +34,13 @@ PROTOCOL = "comfyui"
 TICK = 0.05
 """How often a websocket looks for new events to send."""
 LIVE = ("pending", "running")
+SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 100 * 1024 * 1024}
+FAILED_VALIDATION = {
+    "type": "prompt_outputs_failed_validation",
+    "message": "Prompt outputs failed validation",
+    "details": "",
+    "extra_info": {},
+}
 
 
 def comfy_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -54,7 +64,8 @@ class Prompts:
         return workflow if isinstance(workflow, dict) else FALLBACK_WORKFLOW
 
     def plan(self, task: TaskId) -> Plan:
-        return Plan.of(task.text, self.workflow(task))
+        cached = (self.sim.store.record(task.text) or {}).get("cached")
+        return Plan.of(task.text, self.workflow(task), cached if isinstance(cached, list) else None)
 
     def interrupted_age(self, task: TaskId) -> float | None:
         at = self.sim.store.cancelled_at(task.text)
@@ -120,6 +131,20 @@ class Follower:
         self.sent: dict[str, int] = {}
         self.done: set[str] = set()
         self.remaining = -1
+        self.preview_metadata = False
+        self.flags_due = False
+        """The client sent its feature flags first: the server's own go back."""
+
+    def client_says(self, text: str) -> None:
+        """A client's first message may be its feature flags (ComfyUI reads no other)."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "feature_flags":
+            flags = message.get("data")
+            self.preview_metadata = isinstance(flags, dict) and flags.get("supports_preview_metadata") is True
+            self.flags_due = True
 
     def _mine(self) -> list[TaskId]:
         # ComfyUI sends a prompt's events to the client that queued it; with no client id, to everyone.
@@ -131,7 +156,9 @@ class Follower:
 
     def hello(self) -> dict[str, Any]:
         """The first message: the queue's size and the client's id; from then on only what is new."""
+        flags_due = self.flags_due  # a reply to feature flags that came already is still to be sent
         self.due()
+        self.flags_due = flags_due
         status = self.status()
         status["data"]["sid"] = self.client_id
         return status
@@ -139,13 +166,17 @@ class Follower:
     def status(self) -> dict[str, Any]:
         return {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": self.remaining}}}}
 
-    def due(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
+    def due(self) -> list[dict[str, Any] | bytes]:
+        messages: list[dict[str, Any] | bytes] = []
+        if self.flags_due:
+            self.flags_due = False
+            messages.append({"type": "feature_flags", "data": SERVER_FEATURES})
         for task in self._mine():
             timeline = self.prompts.events(task)
             age = self.prompts.sim.clock.age(task)
             reached = sum(1 for event in timeline if event.age <= age)
-            messages.extend(event.message() for event in timeline[self.sent.get(task.text, 0) : reached])
+            new = timeline[self.sent.get(task.text, 0) : reached]
+            messages.extend(event.message(self.preview_metadata) for event in new)
             self.sent[task.text] = reached
             if reached == len(timeline):
                 self.done.add(task.text)
@@ -171,17 +202,31 @@ class Handlers:
         workflow = body["prompt"]
         if problem := workflow_problem(workflow):
             return json_error(400, {"error": problem, "node_errors": {}})
+        good, node_errors = validate_outputs(workflow)
+        if not good:
+            return json_error(400, {"error": FAILED_VALIDATION, "node_errors": node_errors})
         text = prompt_text(workflow)
         if refused := self.sim.refuse(PROTOCOL, text, refusal):
             return refused
         now = self.sim.clock.now_ms()
         prompt_id = new_task_id(now, flags_for(text))
-        number = len(self.sim.store.records(PROTOCOL))
+        records = self.sim.store.records(PROTOCOL)
+        number = len(records)
+        previous = records[-1][1].get("workflow") if records else None
         client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
         await self.sim.store.remember(
-            [prompt_id], PROTOCOL, now, workflow=workflow, client_id=client_id, number=number
+            [prompt_id],
+            PROTOCOL,
+            now,
+            workflow=workflow,
+            client_id=client_id,
+            number=number,
+            cached=cached_nodes(workflow, previous if isinstance(previous, dict) else None),
         )
-        return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": {}})
+        return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
+
+    async def object_info(self, request: Request) -> Response:
+        return JSONResponse(object_info(request.path_params.get("node_class")))
 
     async def prompt_info(self, request: Request) -> Response:
         return JSONResponse({"exec_info": {"queue_remaining": self.prompts.queue_remaining()}})
@@ -237,12 +282,15 @@ class Handlers:
         await websocket.accept()
         follower = Follower(self.prompts, websocket.query_params.get("clientId") or uuid.uuid4().hex)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_until_disconnect, websocket, tg.cancel_scope)
+            tg.start_soon(_until_disconnect, websocket, follower, tg.cancel_scope)
             try:
                 await websocket.send_json(follower.hello())
                 while True:
                     for message in follower.due():
-                        await websocket.send_json(message)
+                        if isinstance(message, bytes):
+                            await websocket.send_bytes(message)
+                        else:
+                            await websocket.send_json(message)
                     await anyio.sleep(TICK)
             except WebSocketDisconnect:
                 tg.cancel_scope.cancel()
@@ -258,12 +306,18 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         Route("/history/{prompt_id}", handlers.history_one, methods=["GET"]),
         Route("/history", handlers.history_all, methods=["GET"]),
         Route("/view", handlers.view, methods=["GET"]),
+        Route("/object_info", handlers.object_info, methods=["GET"]),
+        Route("/object_info/{node_class}", handlers.object_info, methods=["GET"]),
         WebSocketRoute("/ws", handlers.websocket),
     ]
 
 
-async def _until_disconnect(websocket: WebSocket, scope: anyio.CancelScope) -> None:
-    """Reads (and ignores) what the client sends; when it goes away, stops the sender too."""
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
+async def _until_disconnect(websocket: WebSocket, follower: Follower, scope: anyio.CancelScope) -> None:
+    """Reads what the client sends (only a first feature-flags message means anything); when it goes
+    away, stops the sender too."""
+    first = True
+    while (message := await websocket.receive())["type"] != "websocket.disconnect":
+        if first and message.get("text"):
+            follower.client_says(message["text"])
+        first = False
     scope.cancel()

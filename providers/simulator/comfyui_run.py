@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 from typing import Any
 
+from providers.simulator.comfyui_nodes import is_output, unknown_node, validate_outputs
+from providers.simulator.media import preview_png
 from providers.simulator.timeline import Clock, TaskId, Timeline
 
 TIMELINE = Timeline((("pending", 1.0), ("running", 9.0)))
@@ -14,9 +18,8 @@ SAMPLER_SHARE = 0.8
 DEFAULT_STEPS = 20
 FAILURE = "Simulated failure: the sampler ran out of memory (sim:fail)."
 FALLBACK_WORKFLOW: dict[str, Any] = {
-    "3": {"class_type": "KSampler", "inputs": {"steps": DEFAULT_STEPS}},
-    "8": {"class_type": "VAEDecode", "inputs": {}},
-    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI"}},
+    "3": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["3", 0]}},
 }
 """Stands in for a workflow the simulator no longer remembers (a restart without a state dir)."""
 SAFE_PREFIX = re.compile(r"[^A-Za-z0-9_-]+")
@@ -25,8 +28,9 @@ OUTPUT_FILE = re.compile(
 )
 
 
-def is_output(class_type: str) -> bool:
-    return any(mark in class_type for mark in ("Save", "Preview", "VideoCombine"))
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA, PNG = 1, 4, 2
+"""Binary websocket messages: a 4-byte event type; PREVIEW_IMAGE then has a 4-byte image format and
+the image, PREVIEW_IMAGE_WITH_METADATA a 4-byte length, that much JSON and the image."""
 
 
 def workflow_problem(workflow: Any) -> dict[str, Any] | None:
@@ -45,6 +49,8 @@ def workflow_problem(workflow: Any) -> dict[str, Any] | None:
             return error("invalid_prompt", message, f"Node ID '#{node_id}'")
         if not isinstance(node.get("inputs", {}), dict):
             return error("invalid_prompt", "Node inputs must be an object", f"Node ID '#{node_id}'")
+    if missing := unknown_node(workflow):
+        return missing
     if not any(is_output(node["class_type"]) for node in workflow.values()):
         return error("prompt_no_outputs", "Prompt has no outputs")
     return None
@@ -64,8 +70,9 @@ def _order_key(node_id: str) -> tuple[int, str]:
     return (int(node_id), "") if node_id.isdigit() else (1 << 30, node_id)
 
 
-def execution_order(workflow: dict[str, Any]) -> list[str]:
-    """Node ids with every node after the nodes its inputs link to (`["node id", output index]`)."""
+def execution_order(workflow: dict[str, Any], only: str | None = None) -> list[str]:
+    """Node ids with every node after the nodes its inputs link to (`["node id", output index]`);
+    with `only`, just that node and the nodes it reads from."""
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -83,29 +90,53 @@ def execution_order(workflow: dict[str, Any]) -> list[str]:
                 visit(value[0])
         order.append(node_id)
 
-    for node_id in sorted(workflow, key=_order_key):
+    for node_id in [only] if only is not None else sorted(workflow, key=_order_key):
         visit(node_id)
     return order
 
 
+def cached_nodes(workflow: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
+    """The nodes ComfyUI would take from its cache: unchanged since the previous prompt, as are all the
+    nodes they read from (outputs always run)."""
+    if not previous:
+        return []
+    cached: list[str] = []
+    for node_id in execution_order(workflow):
+        node = workflow[node_id]
+        links = [v[0] for v in node.get("inputs", {}).values() if isinstance(v, list) and len(v) == 2]
+        if (
+            not is_output(node["class_type"])
+            and previous.get(node_id) == node
+            and all(link in cached for link in links)
+        ):
+            cached.append(node_id)
+    return cached
+
+
 @dataclass(frozen=True)
 class Plan:
-    """How a prompt runs: its nodes in execution order, the sampler among them, and its outputs."""
+    """How a prompt runs: the nodes it executes in order, the sampler among them, and its outputs."""
 
     prompt_id: str
     nodes: tuple[tuple[str, str], ...]
-    sampler: str
+    sampler: str | None
     steps: int
     outputs: dict[str, dict[str, list[dict[str, str]]]]
+    cached: tuple[str, ...] = field(default=())
 
     @classmethod
-    def of(cls, prompt_id: str, workflow: dict[str, Any]) -> Plan:
-        nodes = tuple((k, str(workflow[k]["class_type"])) for k in execution_order(workflow))
-        samplers = [k for k, cls_ in nodes if "Sampler" in cls_] or [
-            k for k, cls_ in nodes if not is_output(cls_)
-        ]
-        sampler = (samplers or [nodes[0][0]])[0]
-        steps = workflow[sampler].get("inputs", {}).get("steps")
+    def of(cls, prompt_id: str, workflow: dict[str, Any], cached: list[str] | None = None) -> Plan:
+        good, _ = validate_outputs(workflow)
+        wanted = {n for output in good for n in execution_order(workflow, output)} or set(workflow)
+        skip = set(cached or ())
+        nodes = tuple(
+            (k, str(workflow[k]["class_type"]))
+            for k in execution_order(workflow)
+            if k in wanted and k not in skip
+        )
+        samplers = [k for k, cls_ in nodes if "Sampler" in cls_]
+        sampler = samplers[0] if samplers else None
+        steps = workflow[sampler].get("inputs", {}).get("steps") if sampler else None
         steps = (
             steps
             if isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= 200
@@ -121,17 +152,17 @@ class Plan:
                     "filename": f"{prefix}_{prompt_id}_00001_.{'webm' if video else 'png'}",
                     "subfolder": "",
                 }
-                entry["type"] = "output"
+                entry["type"] = "temp" if class_type == "PreviewImage" else "output"
                 if video:
                     outputs[node_id] = {"gifs": [{**entry, "format": "video/webm"}]}
                 else:
                     outputs[node_id] = {"images": [entry]}
-        return cls(prompt_id, nodes, sampler, steps, outputs)
+        return cls(prompt_id, nodes, sampler, steps, outputs, tuple(c for c in cached or () if c in wanted))
 
     def shares(self) -> list[tuple[str, str, float]]:
         """Each node with the share of the run it takes."""
-        if len(self.nodes) == 1:
-            return [(*self.nodes[0], 1.0)]
+        if len(self.nodes) == 1 or self.sampler is None:
+            return [(k, c, 1 / len(self.nodes)) for k, c in self.nodes]
         other = (1 - SAMPLER_SHARE) / (len(self.nodes) - 1)
         return [(k, c, SAMPLER_SHARE if k == self.sampler else other) for k, c in self.nodes]
 
@@ -141,13 +172,48 @@ class Event:
     age: float
     type: str
     data: dict[str, Any]
+    image: bytes | None = None
+    """A preview image (PNG), sent as a binary message; `type` is then "preview"."""
 
-    def message(self) -> dict[str, Any]:
-        return {"type": self.type, "data": self.data}
+    def message(self, with_metadata: bool = False) -> dict[str, Any] | bytes:
+        """The websocket message: JSON, or a binary preview (with metadata for clients that said
+        `supports_preview_metadata` in their feature flags)."""
+        if self.image is None:
+            return {"type": self.type, "data": self.data}
+        if not with_metadata:
+            return struct.pack(">II", PREVIEW_IMAGE, PNG) + self.image
+        metadata = json.dumps({**self.data, "image_type": "image/png"}).encode()
+        return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(metadata)) + metadata + self.image
+
+
+class NodeStates:
+    """The per-node progress ComfyUI reports in `progress_state` (only nodes that have started)."""
+
+    def __init__(self, prompt_id: str, cached: tuple[str, ...]) -> None:
+        self.prompt_id = prompt_id
+        self.states: dict[str, tuple[str, float, float]] = {n: ("finished", 1.0, 1.0) for n in cached}
+
+    def set(self, node_id: str, state: str, value: float, maximum: float) -> dict[str, Any]:
+        self.states[node_id] = (state, value, maximum)
+        nodes = {
+            n: {
+                "value": v,
+                "max": m,
+                "state": st,
+                "node_id": n,
+                "prompt_id": self.prompt_id,
+                "display_node_id": n,
+                "parent_node_id": None,
+                "real_node_id": n,
+            }
+            for n, (st, v, m) in self.states.items()
+        }
+        return {"prompt_id": self.prompt_id, "nodes": nodes}
 
 
 def _successful_run(plan: Plan, task: TaskId, clock: Clock) -> list[Event]:
-    """The events of a run that nothing stops: start, each node (the sampler's steps), success."""
+    """The events of a run that nothing stops: start, the cached nodes, each node (progress_state as it
+    starts and ends; the sampler's steps with a preview image each), success."""
     pid = plan.prompt_id
     start = TIMELINE.start_of("running")
     span = TIMELINE.total - start
@@ -156,17 +222,31 @@ def _successful_run(plan: Plan, task: TaskId, clock: Clock) -> list[Event]:
         Event(
             start,
             "execution_cached",
-            {"nodes": [], "prompt_id": pid, "timestamp": clock.wall_ms(task, start)},
+            {"nodes": list(plan.cached), "prompt_id": pid, "timestamp": clock.wall_ms(task, start)},
         ),
     ]
+    states = NodeStates(pid, plan.cached)
     at = start
     for node_id, _, share in plan.shares():
         took = span * share
         timeline.append(Event(at, "executing", {"node": node_id, "display_node": node_id, "prompt_id": pid}))
+        timeline.append(Event(at, "progress_state", states.set(node_id, "running", 0, 1)))
         if node_id == plan.sampler:
             for step in range(1, plan.steps + 1):
+                step_at = at + took * step / plan.steps
                 data = {"value": step, "max": plan.steps, "prompt_id": pid, "node": node_id}
-                timeline.append(Event(at + took * step / plan.steps, "progress", data))
+                timeline.append(
+                    Event(step_at, "progress_state", states.set(node_id, "running", step, plan.steps))
+                )
+                timeline.append(Event(step_at, "progress", data))
+                about = {
+                    "node_id": node_id,
+                    "prompt_id": pid,
+                    "display_node_id": node_id,
+                    "parent_node_id": None,
+                    "real_node_id": node_id,
+                }
+                timeline.append(Event(step_at, "preview", about, preview_png(step, plan.steps)))
         if node_id in plan.outputs:
             output = {
                 "node": node_id,
@@ -176,6 +256,7 @@ def _successful_run(plan: Plan, task: TaskId, clock: Clock) -> list[Event]:
             }
             timeline.append(Event(at + took, "executed", output))
         at += took
+        timeline.append(Event(at, "progress_state", states.set(node_id, "finished", 1, 1)))
     end = TIMELINE.total
     timeline.append(
         Event(end, "execution_success", {"prompt_id": pid, "timestamp": clock.wall_ms(task, end)})
@@ -187,11 +268,11 @@ def _stopped_at(plan: Plan, timeline: list[Event], stop: float, interrupted: boo
     """The run cut short at `stop` by an interrupt or a failure in the node running then."""
     kept = [e for e in timeline if e.age <= stop]
     started = [str(e.data["node"]) for e in kept if e.type == "executing"]
-    node_id = started[-1] if started else plan.nodes[0][0]
+    node_id = started[-1] if started else plan.nodes[0][0] if plan.nodes else "0"
     base = {
         "prompt_id": plan.prompt_id,
         "node_id": node_id,
-        "node_type": dict(plan.nodes)[node_id],
+        "node_type": dict(plan.nodes).get(node_id, "unknown"),
         "executed": started[:-1],
     }
     if interrupted:

@@ -9,6 +9,7 @@ import re
 import struct
 import wave
 import zlib
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -50,13 +51,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-@cache
-def png_bytes(size: int = 64) -> bytes:
-    """A size×size RGB gradient."""
-    rows = b"".join(
-        b"\x00" + bytes(channel for x in range(size) for channel in (x * 255 // size, y * 255 // size, 160))
-        for y in range(size)
-    )
+def _png(size: int, pixel: Callable[[int, int], tuple[int, int, int]]) -> bytes:
+    """A size×size RGB PNG of `pixel(x, y)`."""
+    rows = b"".join(b"\x00" + bytes(c for x in range(size) for c in pixel(x, y)) for y in range(size))
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -64,6 +61,28 @@ def png_bytes(size: int = 64) -> bytes:
         + _chunk(b"IDAT", zlib.compress(rows, 9))
         + _chunk(b"IEND", b"")
     )
+
+
+def _gradient(size: int, x: int, y: int) -> tuple[int, int, int]:
+    return x * 255 // size, y * 255 // size, 160
+
+
+@cache
+def png_bytes(size: int = 64) -> bytes:
+    """A size×size RGB gradient."""
+    return _png(size, lambda x, y: _gradient(size, x, y))
+
+
+@cache
+def preview_png(step: int, steps: int, size: int = 32) -> bytes:
+    """A live preview of the gradient: grey at first, the gradient's colours by the last step."""
+    share = step / steps
+
+    def pixel(x: int, y: int) -> tuple[int, int, int]:
+        r, g, b = (round(c * share + 128 * (1 - share)) for c in _gradient(size, x, y))
+        return r, g, b
+
+    return _png(size, pixel)
 
 
 class Library:

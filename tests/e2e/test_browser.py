@@ -88,3 +88,33 @@ async def test_reload_mid_job_resumes_progress(live: Live, chromium_path: str) -
             assert await page.evaluate("sessionStorage.getItem('gateway.currentJob')")
         finally:
             await browser.close()
+
+
+async def test_the_playground_shows_the_live_preview_under_the_bar(live: Live, chromium_path: str) -> None:
+    from playwright.async_api import async_playwright
+
+    key = await live.new_key(100)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, headless=True, args=FLAGS)
+        try:
+            page = await browser.new_page(bypass_csp=True)  # Playwright evaluates its waits as strings
+            await page.goto(live.url + "/")
+            await page.fill("#api-key", key)
+            await page.click("#save-key")
+            await page.wait_for_function("document.querySelector('#model').options.length > 0")
+            await page.select_option("#model", "local")
+            await page.fill("#prompt", "a lighthouse sim:slow")
+            # Remember each preview frame the page loads, however soon the result replaces it.
+            await page.evaluate(
+                "window.previews = []; document.addEventListener('load', (e) => {"
+                " if (e.target.id === 'preview') window.previews.push([e.target.src, e.target.naturalWidth]);"
+                " }, true)"
+            )
+            await page.click("#generate")
+            await page.wait_for_selector("#media", timeout=60_000)
+            await page.wait_for_function("document.querySelector('#bar').value === 100")
+            frames = await page.evaluate("window.previews")
+            assert frames and all("/preview.png?" in src and width > 0 for src, width in frames)
+            assert await page.query_selector("#preview") is None  # the result took its place
+        finally:
+            await browser.close()

@@ -67,3 +67,13 @@ async def test_slack_style_posts_each_step(harness: Harness) -> None:
     assert final.status == "Error"
     assert all(method == "POST" and "text" in body for method, body in log)
     assert "refunded" in log[-1][1]["text"]
+
+
+async def test_discord_style_shows_the_live_preview_in_the_message(harness: Harness) -> None:
+    log, final = await run_relay(harness, "discord", "a song with a preview")
+    assert final.status == "Completed"
+    frames = [body["embeds"][0]["image"]["url"] for _, body in log if body.get("embeds")]
+    assert frames and all("/files/" in url and "/preview." in url for url in frames)
+    listen = [body["content"] for _, body in log if "Listen while it renders" in body["content"]]
+    assert listen and "/stream?src=" in listen[0]
+    assert log[-1][1]["embeds"] == []  # the finished message shows the result, not a stale frame

@@ -64,6 +64,15 @@ async def test_generate_yields_typed_events_and_downloads(harness: Harness, tmp_
         assert job["status"] == "completed"
 
 
+async def test_events_expose_the_preview_url(harness: Harness) -> None:
+    key, _ = await harness.new_key(100)
+    async with sdk(harness, key) as gw:
+        events = [e async for e in gw.generate("echo", "a song with a preview")]
+    previews = [e.preview_url for e in events if e.preview_url]
+    assert previews and all(url.startswith("http://testserver/files/") for url in previews)
+    assert events[0].preview_url is None and events[-1].preview_url is None
+
+
 async def test_dropped_stream_resumes_with_last_event_id(harness: Harness) -> None:
     key, _ = await harness.new_key(100)
     cutter = CutAfter(httpx.ASGITransport(app=harness.app), keep=300)

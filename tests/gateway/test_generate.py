@@ -68,6 +68,31 @@ async def test_stream_runs_from_processing_started_to_completed(harness: Harness
     assert ledger[0]["job_id"] == first["job_id"] and ledger[0]["balance_after"] == 90
 
 
+async def test_a_new_jobs_stream_follows_it_live_without_reading_the_log(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream subscribes before the job's driver starts: every event arrives live, in order."""
+    from gateway.store import events as event_log
+
+    reads: list[str] = []
+    real_after = event_log.after
+
+    async def counted(db: Any, job_id: str, seq: int) -> Any:
+        reads.append(job_id)
+        return await real_after(db, job_id, seq)
+
+    monkeypatch.setattr(event_log, "after", counted)
+    key, _ = await harness.new_key(100)
+    response = await harness.client.post(
+        "/api/generate", json={"model": "echo", "prompt": "a song"}, headers=bearer(key)
+    )
+    events = parse(response.text)
+    assert [i for i, _ in events] == list(range(1, 6))
+    assert events[-1][1]["status"] == "Completed"
+    assert reads == []
+    assert harness.app.state.services.bus.listener_count == 0  # nothing left subscribed
+
+
 async def test_failed_job_is_refunded_once(harness: Harness) -> None:
     key, _ = await harness.new_key(100)
     response = await harness.client.post(

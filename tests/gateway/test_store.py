@@ -153,6 +153,25 @@ async def test_a_transaction_cancelled_at_begin_leaves_the_database_usable(db: D
     assert await ledger.balance(db, key_id) == await ledger.total(db, key_id)
 
 
+async def test_a_caller_cancelled_while_its_write_commits_still_learns_what_was_committed(
+    db: Database,
+) -> None:
+    key_id = await funded_key(db, 5)
+    seen: list[object] = []
+
+    async def credit_once() -> None:
+        seen.append(await ledger.credit(db, key_id, 1))
+        seen.append("before the next await")  # e.g. a runner publishing the event it just recorded
+        await anyio.lowlevel.checkpoint()
+        seen.append("never")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(credit_once)
+        tg.cancel_scope.cancel()  # delivered while the write waits for its commit
+    assert seen == [6, "before the next await"]
+    assert await ledger.balance(db, key_id) == 6 == await ledger.total(db, key_id)
+
+
 async def test_concurrent_writes_are_each_atomic_on_their_own(db: Database) -> None:
     key_id = await funded_key(db, 10)
     outcomes: dict[int, object] = {}

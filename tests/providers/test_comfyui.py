@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from providers.base import (
     Failed,
     MalformedUpstream,
     OptionError,
+    Preview,
     Progress,
     Queued,
     Submitted,
@@ -438,6 +440,7 @@ async def test_websocket_progress_for_our_prompt(sleep: RecordingSleep) -> None:
         Progress(None, "running"),
         Progress(0, "started"),
         Progress(25, "step 1 of 4"),
+        Progress(preview=Preview("image/png", b"preview")),
         Progress(50, "step 2 of 4"),
         Progress(99, "step 4 of 4"),
         Succeeded([f"{url}{VIEW}"], "image/png"),
@@ -541,3 +544,171 @@ async def test_a_deadline_while_waiting_on_the_websocket_cancels_cleanly(sleep: 
         with anyio.fail_after(5):
             await fake.disconnected.wait()
         await provider.aclose()
+
+
+# --- any workflow: nodes found in the workflow itself ------------------------------------------
+
+SDXL_LIKE = {
+    "10": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sdxl.safetensors"}},
+    "11": {"class_type": "CLIPTextEncode", "inputs": {"text": "ugly, blurry", "clip": ["10", 1]}},
+    "12": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["10", 1]}},
+    "13": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["12", 0]}},
+    "14": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1}},
+    "15": {
+        "class_type": "KSamplerAdvanced",
+        "inputs": {
+            "noise_seed": 0,
+            "steps": 30,
+            "model": ["10", 0],
+            "positive": ["13", 0],
+            "negative": ["11", 0],
+            "latent_image": ["14", 0],
+        },
+    },
+    "16": {"class_type": "VAEDecode", "inputs": {"samples": ["15", 0], "vae": ["10", 2]}},
+    "17": {"class_type": "PreviewImage", "inputs": {"images": ["16", 0]}},
+    "18": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["16", 0]}},
+}
+
+
+def write(tmp_path: Path, nodes: dict[str, Any]) -> str:
+    path = tmp_path / "workflow.json"
+    path.write_text(json.dumps(nodes))
+    return str(path)
+
+
+async def submitted_workflow(provider: ComfyUIProvider, httpx_mock: HTTPXMock, job: Any) -> dict[str, Any]:
+    httpx_mock.add_response(
+        method="POST", url=f"{BASE}/prompt", json={"prompt_id": PROMPT_ID, "number": 1, "node_errors": {}}
+    )
+    httpx_mock.add_response(method="GET", url=f"{BASE}/history/{PROMPT_ID}", json={PROMPT_ID: entry()})
+    await drain(provider, provider.prepare(job))
+    prompt: dict[str, Any] = json.loads(httpx_mock.get_requests(method="POST")[0].content)["prompt"]
+    return prompt
+
+
+async def test_a_workflow_naming_no_nodes_gets_prompt_seed_and_size_where_they_belong(
+    sleep: RecordingSleep, httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    provider = comfy(sleep, websocket=False, workflow=write(tmp_path, SDXL_LIKE))
+
+    sent = await submitted_workflow(
+        provider, httpx_mock, task("a red fox", options={"seed": 99, "width": 832, "height": 1216})
+    )
+
+    assert sent["12"]["inputs"]["text"] == "a red fox"  # behind the sampler's positive, not the negative
+    assert sent["11"]["inputs"]["text"] == "ugly, blurry"
+    assert sent["15"]["inputs"]["noise_seed"] == 99
+    assert (sent["14"]["inputs"]["width"], sent["14"]["inputs"]["height"]) == (832, 1216)
+    assert provider.workflow.output_node == "18"  # a saved file beats a preview
+
+
+async def test_without_size_options_the_workflows_own_size_stands(
+    sleep: RecordingSleep, httpx_mock: HTTPXMock, tmp_path: Path
+) -> None:
+    provider = comfy(sleep, websocket=False, workflow=write(tmp_path, SDXL_LIKE))
+
+    sent = await submitted_workflow(provider, httpx_mock, task("a red fox"))
+
+    assert (sent["14"]["inputs"]["width"], sent["14"]["inputs"]["height"]) == (1024, 1024)
+
+
+async def test_the_model_free_workflow_needs_no_node_names_and_takes_no_seed(
+    sleep: RecordingSleep, httpx_mock: HTTPXMock
+) -> None:
+    provider = comfy(sleep, websocket=False, workflow="model_free.json", seed_node=None)
+
+    prepared = provider.prepare(task("anything"))
+    assert "seed" not in prepared.options
+    with pytest.raises(OptionError) as raised:
+        provider.prepare(task(options={"seed": 3}))
+    assert raised.value.option == "seed"
+    sent = await submitted_workflow(provider, httpx_mock, task(options={"width": 64}))
+    assert sent["1"]["inputs"]["width"] == 64 and sent["1"]["inputs"]["height"] == 512
+    assert provider.workflow.prompt is None and provider.workflow.output_node == "3"
+
+
+def test_named_nodes_override_what_is_found(sleep: RecordingSleep, tmp_path: Path) -> None:
+    provider = comfy(
+        sleep, workflow=write(tmp_path, SDXL_LIKE), prompt_node="11", seed_node="15", output_node="17"
+    )
+
+    assert provider.workflow.prompt == ("11", "text")
+    assert provider.workflow.seeds == (("15", "noise_seed"),)
+    assert provider.workflow.output_node == "17"
+    with pytest.raises(ValueError, match="no node '99'"):
+        comfy(sleep, workflow=write(tmp_path, SDXL_LIKE), size_node="99")
+    with pytest.raises(ValueError, match="has no width and height"):
+        comfy(sleep, workflow=write(tmp_path, SDXL_LIKE), size_node="12")
+
+
+async def test_outputs_refused_on_a_200_are_told_in_the_jobs_messages(
+    sleep: RecordingSleep, httpx_mock: HTTPXMock
+) -> None:
+    refused = {
+        "18": {
+            "errors": [
+                {
+                    "type": "required_input_missing",
+                    "message": "Required input is missing",
+                    "details": "images",
+                    "extra_info": {"input_name": "images"},
+                }
+            ],
+            "dependent_outputs": ["18"],
+            "class_type": "SaveImage",
+        }
+    }
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{BASE}/prompt",
+        json={"prompt_id": PROMPT_ID, "number": 1, "node_errors": refused},
+    )
+    httpx_mock.add_response(method="GET", url=f"{BASE}/history/{PROMPT_ID}", json={PROMPT_ID: entry()})
+
+    updates = await drain(comfy(sleep, websocket=False), task())
+
+    assert updates[1] == Progress(
+        None, "ComfyUI skipped part of the workflow: SaveImage #18: Required input is missing (images)"
+    )
+    assert isinstance(updates[-1], Succeeded)
+
+
+async def test_progress_state_counts_nodes_where_there_is_no_sampler(sleep: RecordingSleep) -> None:
+    def state(**nodes: tuple[str, float, float]) -> dict[str, Any]:
+        return message(
+            "progress_state",
+            nodes={
+                n: {"value": v, "max": m, "state": s, "node_id": n, "prompt_id": PROMPT_ID}
+                for n, (s, v, m) in nodes.items()
+            },
+        )
+
+    with_metadata = json.dumps({"image_type": "image/jpeg", "prompt_id": PROMPT_ID, "node_id": "2"}).encode()
+    someone_elses = json.dumps({"image_type": "image/jpeg", "prompt_id": "other"}).encode()
+    script = [
+        "start",
+        message("execution_start"),
+        message("execution_cached", nodes=["1"]),
+        state(**{"1": ("finished", 1, 1), "2": ("running", 0, 1)}),
+        struct.pack(">II", 4, len(someone_elses)) + someone_elses + b"\xff\xd8not ours",
+        state(**{"1": ("finished", 1, 1), "2": ("running", 5, 10)}),
+        struct.pack(">II", 4, len(with_metadata)) + with_metadata + b"\xff\xd8jpeg",
+        state(**{"1": ("finished", 1, 1), "2": ("finished", 10, 10), "3": ("running", 0, 1)}),
+        "done",
+        message("executing", node=None),
+    ]
+    async with comfyui(script) as (_, url):
+        provider = comfy(sleep, url, workflow="model_free.json")
+        with anyio.fail_after(10):
+            updates = await drain(provider, task())
+        await provider.aclose()
+
+    assert updates[3:] == [
+        Progress(0, "started"),
+        Progress(33, "1 of 3 nodes done"),
+        Progress(50, "1 of 3 nodes done"),
+        Progress(preview=Preview("image/jpeg", b"\xff\xd8jpeg")),
+        Progress(67, "2 of 3 nodes done"),
+        Succeeded([f"{url}{VIEW}"], "image/png"),
+    ]

@@ -10,6 +10,8 @@ from pytest_httpx import HTTPXMock
 from providers.base import (
     Failed,
     MalformedUpstream,
+    Preview,
+    Progress,
     ProviderSettings,
     Queued,
     RetryPolicy,
@@ -130,3 +132,22 @@ async def test_unknown_status_and_cancel(httpx_mock: HTTPXMock) -> None:
     assert isinstance(updates[0], Failed) and "melting" in updates[0].message
     assert await provider([]).cancel("a") is False  # suno-api has no cancel
     assert not isinstance(updates[0], Queued)
+
+
+async def test_a_streaming_clips_audio_is_the_preview(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(
+        method="POST", url=f"{BASE}/api/generate", json=[clip("a", "submitted"), clip("b", "submitted")]
+    )
+    streaming = [
+        clip("a", "streaming", audio_url="https://audiopipe.suno.ai/?item_id=a"),
+        clip("b", "streaming", audio_url="https://audiopipe.suno.ai/?item_id=b"),
+    ]
+    httpx_mock.add_response(method="GET", url=f"{BASE}/api/get?ids=a%2Cb", json=streaming)
+    done = [clip(c, "complete", audio_url=f"http://cdn/{c}.mp3") for c in "ab"]
+    httpx_mock.add_response(method="GET", url=f"{BASE}/api/get?ids=a%2Cb", json=done)
+
+    updates = await collect(provider([]), task())
+
+    assert updates[1] == Progress(
+        60, "streaming", Preview("audio/mpeg", url="https://audiopipe.suno.ai/?item_id=a")
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from typing import Any
 
@@ -20,10 +21,23 @@ def workflow(prompt: str = "a lighthouse at dusk", steps: int = 4) -> dict[str, 
     return {
         "3": {
             "class_type": "KSampler",
-            "inputs": {"seed": 1, "steps": steps, "model": ["4", 0], "positive": ["6", 0]},
+            "inputs": {
+                "seed": 1,
+                "steps": steps,
+                "cfg": 7.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1.0,
+                "model": ["4", 0],
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "latent_image": ["5", 0],
+            },
         },
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
         "6": {"class_type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
     }
@@ -81,7 +95,7 @@ async def test_directive_anywhere_in_the_workflow_fails_it(sim: Sim) -> None:
     assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False
     error = entry["status"]["messages"][-1]
     assert error[0] == "execution_error" and "sim:fail" in error[1]["exception_message"]
-    assert error[1]["node_type"] == "KSampler" and error[1]["executed"] == ["4", "6"]
+    assert error[1]["node_type"] == "KSampler" and error[1]["executed"] == ["4", "6", "7", "5"]
     assert entry["outputs"] == {}
     name = f"ComfyUI_{pid}_00001_.png"
     assert (
@@ -132,7 +146,11 @@ async def receive_until_done(socket: Any, prompt_id: str) -> list[dict[str, Any]
     messages = []
     with anyio.fail_after(5):
         while True:
-            message = json.loads(await socket.recv())
+            received = await socket.recv()
+            if isinstance(received, bytes):
+                messages.append({"type": "binary", "data": received})
+                continue
+            message = json.loads(received)
             messages.append(message)
             if message["type"] == "executing" and message["data"] == {"node": None, "prompt_id": prompt_id}:
                 return messages
@@ -152,6 +170,8 @@ async def test_websocket_follows_a_prompt(live_url: str) -> None:
         assert [m["data"]["node"] for m in messages if m["type"] == "executing"] == [
             "4",
             "6",
+            "7",
+            "5",
             "3",
             "8",
             "9",
@@ -160,6 +180,13 @@ async def test_websocket_follows_a_prompt(live_url: str) -> None:
         progress = [m["data"] for m in messages if m["type"] == "progress"]
         assert [p["value"] for p in progress] == [1, 2, 3, 4] and progress[0]["max"] == 4
         assert progress[0]["prompt_id"] == pid and progress[0]["node"] == "3"
+        states = [m["data"] for m in messages if m["type"] == "progress_state"]
+        assert states[0]["prompt_id"] == pid and states[0]["nodes"]["4"]["state"] == "running"
+        assert all(n["state"] == "finished" for n in states[-1]["nodes"].values())
+        assert set(states[-1]["nodes"]) == {"3", "4", "5", "6", "7", "8", "9"}
+        frames = [m["data"] for m in messages if m["type"] == "binary"]
+        assert len(frames) == 4  # a preview image at each sampler step: PREVIEW_IMAGE (1), PNG (2)
+        assert all(f[:8] == b"\x00\x00\x00\x01\x00\x00\x00\x02" and f[8:12] == b"\x89PNG" for f in frames)
         executed = next(m["data"] for m in messages if m["type"] == "executed")
         assert executed["node"] == "9" and executed["output"]["images"][0]["type"] == "output"
         assert kinds[-2:] == ["execution_success", "executing"]
@@ -179,3 +206,67 @@ async def test_websocket_only_hears_its_own_prompts(live_url: str) -> None:
             while True:
                 heard.append(json.loads(await socket.recv()))
     assert heard and {m["type"] for m in heard} == {"status"}  # the queue's size, never the events
+
+
+async def test_object_info_lists_the_node_types_it_validates_against(sim: Sim) -> None:
+    info = (await sim.client.get("/comfyui/object_info")).json()
+    assert {"KSampler", "EmptyImage", "SaveImage", "CLIPTextEncode"} <= set(info)
+    assert info["SaveImage"]["output_node"] is True and info["KSampler"]["output_node"] is False
+    assert "seed" in info["KSampler"]["input"]["required"]
+    one = (await sim.client.get("/comfyui/object_info/EmptyImage")).json()
+    assert list(one) == ["EmptyImage"]
+
+    unknown = {**workflow(), "12": {"class_type": "FancyUpscaler", "inputs": {}, "_meta": {"title": "Up"}}}
+    refused = await sim.client.post("/comfyui/prompt", json={"prompt": unknown})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "missing_node_type"
+    assert refused.json()["error"]["extra_info"]["class_type"] == "FancyUpscaler"
+
+
+async def test_outputs_with_missing_inputs_are_left_out_on_a_200(sim: Sim) -> None:
+    partial = {**workflow(), "10": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}
+    accepted = await sim.client.post("/comfyui/prompt", json={"prompt": partial})
+    assert accepted.status_code == 200
+    errors = accepted.json()["node_errors"]
+    assert errors["10"]["class_type"] == "SaveImage" and errors["10"]["dependent_outputs"] == ["10"]
+    assert errors["10"]["errors"][0]["type"] == "required_input_missing"
+    sim.time.advance(30)
+    pid = accepted.json()["prompt_id"]
+    assert list((await history(sim, pid))[pid]["outputs"]) == ["9"]
+
+    nothing = {"9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}
+    refused = await sim.client.post("/comfyui/prompt", json={"prompt": nothing})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "prompt_outputs_failed_validation"
+    assert "9" in refused.json()["node_errors"]
+
+
+async def test_unchanged_nodes_are_cached_on_the_next_prompt(sim: Sim) -> None:
+    first = (await queue_prompt(sim.client, "a lighthouse")).json()["prompt_id"]
+    again = workflow("a lighthouse")
+    again["3"]["inputs"]["seed"] = 2
+    second = (await sim.client.post("/comfyui/prompt", json={"prompt": again})).json()["prompt_id"]
+    sim.time.advance(30)
+
+    def cached(entry: dict[str, Any]) -> list[str]:
+        return next(d["nodes"] for kind, d in entry["status"]["messages"] if kind == "execution_cached")
+
+    assert cached((await history(sim, first))[first]) == []
+    assert sorted(cached((await history(sim, second))[second])) == ["4", "5", "6", "7"]
+
+
+async def test_a_client_that_takes_preview_metadata_gets_previews_with_their_prompt(live_url: str) -> None:
+    client_id = uuid.uuid4().hex
+    ws_url = live_url.replace("http://", "ws://") + f"/comfyui/ws?clientId={client_id}"
+    async with connect(ws_url) as socket, httpx.AsyncClient(base_url=live_url) as client:
+        await socket.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        pid = (await queue_prompt(client, "a lighthouse", client_id)).json()["prompt_id"]
+        messages = await receive_until_done(socket, pid)
+    assert any(m["type"] == "feature_flags" and m["data"]["supports_preview_metadata"] for m in messages)
+    frames = [m["data"] for m in messages if m["type"] == "binary"]
+    assert len(frames) == 4
+    for frame in frames:
+        kind, length = struct.unpack(">II", frame[:8])
+        metadata = json.loads(frame[8 : 8 + length])
+        assert kind == 4 and metadata["prompt_id"] == pid and metadata["image_type"] == "image/png"
+        assert frame[8 + length :].startswith(b"\x89PNG")
