@@ -111,3 +111,24 @@ async def test_range_positions_of_any_length_are_answered_not_crashed_on(harness
     assert_error(
         await harness.client.get(url, headers={"Range": "bytes=99999-,-0"}), 416, "range_not_satisfiable"
     )
+
+
+async def test_a_result_deleted_after_the_check_is_a_json_404(harness: Harness) -> None:
+    from gateway.storage.folder import ResultFile
+
+    stored(harness)
+    path = harness.settings.files_dir / "job_abc" / "result-1.wav"
+    response = ResultFile(path, filename="result-1.wav")  # checked, answer made …
+    path.unlink()  # … and the file goes before it is sent (a sweep, a failed job's preview)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "headers": [], "path": "/files/job_abc/result-1.wav"}
+    await response(scope, receive, send)
+    assert sent[0]["status"] == 404
+    assert b'"code":"not_found"' in sent[1]["body"]  # type: ignore[operator]
