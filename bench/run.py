@@ -76,6 +76,9 @@ def gateway_env(data_dir: Path, *, max_jobs: int) -> dict[str, str]:
     env.update(
         {
             "GATEWAY_DATA_DIR": str(data_dir),
+            # one key holds every benchmark stream: the per-key and per-process caps are lifted
+            "GATEWAY_MAX_STREAMS_PER_KEY": "100000",
+            "GATEWAY_MAX_STREAMS": "100000",
             "GATEWAY_PROVIDERS__TICK__ADAPTER": "bench.tick_provider:TickProvider",
             "GATEWAY_PROVIDERS__TICK__BASE_URL": "http://127.0.0.1:9",
             "GATEWAY_PROVIDERS__TICK__PASSTHROUGH": "true",

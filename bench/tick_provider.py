@@ -6,6 +6,7 @@ own cost per stream — auth, the durable event log, fan-out, SSE — apart from
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import anyio
@@ -25,10 +26,15 @@ class TickProvider:
 
     async def run(self, task: Task) -> AsyncIterator[Update]:
         ticks = int(task.params.get("ticks", self.ticks))
+        # `message_bytes` (a model's upstream param): each event's message is the time it was made,
+        # padded to that size, so a benchmark can tell how late each event reaches its readers.
+        padding = int(task.params.get("message_bytes", 0))
+        interval = float(task.params.get("interval", self.interval))
         yield Submitted(f"tick-{task.job_id}")
         for tick in range(1, ticks + 1):
-            await anyio.sleep(self.interval)
-            yield Progress(min(99, tick * 100 // (ticks + 1)))
+            await anyio.sleep(interval)
+            message = f"{time.time():.6f} ".ljust(padding, ".") if padding else None
+            yield Progress(min(99, tick * 100 // (ticks + 1)), message)
         yield Succeeded(["http://127.0.0.1:9/result.wav"], "audio/wav")
 
     async def cancel(self, upstream_id: str) -> bool:

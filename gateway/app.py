@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,14 +17,16 @@ from gateway import housekeeping, store
 from gateway.callbacks import Resolve, system_resolve
 from gateway.catalog import Catalog
 from gateway.cors import CrossOriginReads
+from gateway.drain import RETRY_AFTER_SECONDS, Drain
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.events import EventBus, EventHub
 from gateway.files import ResultStore
 from gateway.jobs import Services, job_object
 from gateway.keycache import KeyCache
-from gateway.keystreams import KeyStreams
+from gateway.keystreams import RevokedKeyStreams
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
+from gateway.openstreams import OpenStreams
 from gateway.rateheaders import RateHeadersEverywhere
 from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCounter
 from gateway.redisbus import RedisBus
@@ -54,10 +57,15 @@ def create_app(
     """The gateway; `resolve` replaces the system resolver for callback hosts (tests name their own)."""
     settings = settings or Settings()
     metrics = Metrics()
+    # Made before the lifespan runs: the server's signal handler begins the drain (see cli.py).
+    drain = Drain(settings.shutdown_grace_seconds)
+    retry_ms = settings.sse_retry_ms if settings.sse_retry_ms is not None else RETRY_AFTER_SECONDS * 1000
+    streams = OpenStreams(settings.max_streams_per_key, settings.max_streams, drain, metrics, retry_ms)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        drain.attach(asyncio.get_running_loop())
         # Each engine is chosen here, once, from the settings; nothing else asks which one it has.
         db = store.connect(settings)
         await db.open()
@@ -69,7 +77,7 @@ def create_app(
             gate=(lambda name, limit: SharedGate(db, name, limit)) if db.shared else None,
         )
         results = ResultStore.from_settings(settings)
-        runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job])
+        runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job], drain=drain)
         metrics.instance.labels(
             settings.instance_id,
             "postgresql" if db.shared else "sqlite",
@@ -87,7 +95,9 @@ def create_app(
             stream_secret=settings.secret("stream_token_secret"),
             metrics=metrics,
             keys=KeyCache(db, bus),
-            key_streams=KeyStreams(db),
+            key_streams=RevokedKeyStreams(db, streams),
+            drain=drain,
+            streams=streams,
             resolve=resolve or system_resolve,
         )
         webhooks = Webhooks(
@@ -134,10 +144,13 @@ def create_app(
                 tg.start_soon(housekeeping.every, db, "sweep", owner, settings.sweep_interval_seconds, sweep)
                 tg.start_soon(housekeeping.every, db, "webhooks", owner, 60.0, deliver_strays)
                 yield
+                drain.begin()  # already begun on SIGTERM; a shutdown without one drains here
+                await runner.wind_down()
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                # Each in turn, whatever the one before did: the leases first, the database last.
+                # Each in turn, whatever the one before did: the leases first, the database last; each
+                # bounded by the time left before the drain's deadline (at least a second).
                 for close in (
                     runner.release,
                     bus.aclose,
@@ -148,7 +161,7 @@ def create_app(
                     db.close,
                 ):
                     try:
-                        with anyio.fail_after(10):
+                        with anyio.fail_after(min(10.0, max(1.0, drain.remaining()))):
                             await close()
                     except Exception:
                         log.exception("stopping: %s failed", getattr(close, "__qualname__", close))
@@ -175,6 +188,7 @@ def create_app(
     )
     app.router.redirect_slashes = False  # /api/balance/ is a JSON 404, not a bodiless redirect
     app.state.metrics = metrics
+    app.state.drain = drain
     return app
 
 

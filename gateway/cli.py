@@ -10,17 +10,20 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
 
-from gateway import auth, cli_client, preflight, store
+from gateway import auth, cli_client, preflight, serving, store
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import keys, ledger
 from gateway.store.db import Database
+
+if TYPE_CHECKING:
+    from providers.simulator.tls import Certificate
 
 DEMO_TOKENS = 1000
 
@@ -87,20 +90,16 @@ def _env_overrides(provider: str) -> set[str]:
 
 async def _serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
     await preflight.check(settings)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="on",
-        access_log=False,  # gateway.access writes one JSON line per request instead
-        backlog=4096,
-    )
-    await uvicorn.Server(config).serve()
+    await serving.serve(create_app(settings), settings, host, port, log_level)
 
 
 async def _demo(
-    host: str, port: int, simulator_port: int, log_level: str = "info", simulator_url: str | None = None
+    host: str,
+    port: int,
+    simulator_port: int,
+    log_level: str = "info",
+    simulator_url: str | None = None,
+    tls_simulator: bool = False,
 ) -> None:
     """The gateway on the simulator: one started in this process, or a running one at `simulator_url`."""
     if simulator_url:  # a shared `gateway simulator`: several demo replicas use the same upstream state
@@ -111,22 +110,25 @@ async def _demo(
         await _serve(settings, host, port, log_level)
         return
 
-    from providers.simulator import build_app
+    from providers.simulator.app import server_config
 
     if not _port_free("127.0.0.1", simulator_port):
         sys.exit(f"the simulator's port {simulator_port} is taken; pass --simulator-port or --simulator-url")
-    simulator_url = f"http://127.0.0.1:{simulator_port}"
+    simulator_url = f"{'https' if tls_simulator else 'http'}://127.0.0.1:{simulator_port}"
     settings = demo_settings(host, port, simulator_url)
-    await preflight.check(
-        settings
-    )  # before the simulator starts: a failure here is one line, not a task group's
+    await preflight.check(settings)  # before the simulator starts: a failure is one line, not a task group's
+    state_dir = settings.data_dir / "simulator"
+    certificate = _certificate(state_dir, "127.0.0.1") if tls_simulator else None
+    if certificate is not None:  # the gateway's own upstream clients trust it the way any client does
+        os.environ["SSL_CERT_FILE"] = str(certificate.trust_file)
     simulator = _QuietServer(
-        uvicorn.Config(
-            build_app(settings.simulator.speed, settings.data_dir / "simulator"),
-            host="127.0.0.1",
-            port=simulator_port,
+        server_config(
+            "127.0.0.1",
+            simulator_port,
+            settings.simulator.speed,
+            state_dir,
+            certificate,
             log_level="warning",
-            lifespan="off",
         )
     )
     async with anyio.create_task_group() as tg:
@@ -135,22 +137,45 @@ async def _demo(
             await anyio.sleep(0.05)
         plain = await _create_demo_key(settings)
         print(_demo_banner(settings, plain, simulator_url), flush=True)
+        if certificate is not None:
+            print("\n".join(_tls_lines(certificate, simulator_url)) + "\n", flush=True)
         await _serve(settings, host, port, log_level)
         simulator.should_exit = True
 
 
-async def _simulator(host: str, port: int, speed: float, state_dir: Path) -> None:
+async def _simulator(host: str, port: int, speed: float, state_dir: Path, tls: bool = False) -> None:
     from providers.simulator import serve
 
     if not _port_free(host, port):
         sys.exit(f"the simulator's port {port} is taken; pass --port")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"{'https' if tls else 'http'}://{shown}:{port}"
+    certificate = _certificate(state_dir, host) if tls else None
     print(
-        f"gateway simulator: every provider's upstream at http://{shown}:{port} (speed ×{speed:g});"
-        f" point demos at it with --simulator-url http://{shown}:{port}",
+        f"gateway simulator: every provider's upstream at {url} (speed ×{speed:g});"
+        f" point demos at it with --simulator-url {url}",
         flush=True,
     )
-    await serve(host, port, speed, state_dir)
+    if certificate is not None:
+        print("\n".join(_tls_lines(certificate, url)), flush=True)
+    await serve(host, port, speed, state_dir, certificate)
+
+
+def _certificate(state_dir: Path, host: str) -> Certificate:
+    from providers.simulator.tls import ensure_certificate
+
+    return ensure_certificate(state_dir / "tls", host)
+
+
+def _tls_lines(certificate: Certificate, url: str) -> list[str]:
+    """How a client trusts the simulator's certificate, and what fal-client needs besides."""
+    from providers.simulator import PREFIXES
+
+    return [
+        "  HTTPS with a certificate made for this simulator; clients trust it (and the usual roots) with:",
+        f"    export SSL_CERT_FILE={certificate.trust_file.resolve()}",
+        f"  fal-client then needs only: export FAL_QUEUE_RUN_HOST={urlsplit(url).netloc}{PREFIXES['pika']}",
+    ]
 
 
 async def _create_demo_key(settings: Settings) -> str:
@@ -258,6 +283,23 @@ async def _keys_credit(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(getattr(exc, "message", str(exc)))
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from gateway import doctor
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the table says what each request found
+    settings = demo_settings("127.0.0.1", 8000, args.simulator_url) if args.simulator_url else Settings()
+    unknown = [name for name in args.providers if name not in settings.providers]
+    if unknown:
+        print(
+            f"unknown provider {unknown[0]!r}; configured: {', '.join(settings.providers)}", file=sys.stderr
+        )
+        return 2
+    code: int = anyio.run(doctor.run, settings, args.providers, Console(), args.timeout)
+    return code
+
+
 def _simulator_url(value: str) -> str:
     """An http(s) base URL without its trailing slash (the providers' prefixes are appended to it)."""
     parts = urlsplit(value)
@@ -282,6 +324,11 @@ def _parser() -> argparse.ArgumentParser:
                 default=None,
                 help="start the simulator here (default: --port + 1)",
             )
+            cmd.add_argument(
+                "--tls-simulator",
+                action="store_true",
+                help="serve the simulator over HTTPS (not with --simulator-url)",
+            )
             where.add_argument(
                 "--simulator-url",
                 type=_simulator_url,
@@ -292,6 +339,17 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8199)
     sim.add_argument("--speed", type=float, default=None)
+    sim.add_argument("--tls", action="store_true", help="serve HTTPS with a certificate kept in the data dir")
+
+    doctor = sub.add_parser("doctor", help="check each configured provider against its upstream")
+    doctor.add_argument("providers", nargs="*", help="only these (a named one must be configured)")
+    doctor.add_argument(
+        "--simulator-url",
+        type=_simulator_url,
+        default=None,
+        help="check the providers as `gateway demo --simulator-url` would point them (a running simulator)",
+    )
+    doctor.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each upstream")
 
     cli_client.add_commands(sub)
 
@@ -328,12 +386,24 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             anyio.run(_serve, _settings_for(args.host, args.port), args.host, args.port, args.log_level)
         elif args.command == "demo":
+            if args.tls_simulator and args.simulator_url:
+                sys.exit("--tls-simulator starts a simulator: it cannot be used with --simulator-url")
             simulator_port = args.simulator_port or args.port + 1
-            anyio.run(_demo, args.host, args.port, simulator_port, args.log_level, args.simulator_url)
+            anyio.run(
+                _demo,
+                args.host,
+                args.port,
+                simulator_port,
+                args.log_level,
+                args.simulator_url,
+                args.tls_simulator,
+            )
         elif args.command == "simulator":
             settings = Settings()
             speed = args.speed if args.speed is not None else settings.simulator.speed
-            anyio.run(_simulator, args.host, args.port, speed, settings.data_dir / "simulator")
+            anyio.run(_simulator, args.host, args.port, speed, settings.data_dir / "simulator", args.tls)
+        elif args.command == "doctor":
+            sys.exit(_doctor(args))
         else:
             anyio.run(KEY_COMMANDS[args.keys_command], Settings(), args)
     except KeyboardInterrupt:

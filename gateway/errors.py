@@ -129,9 +129,27 @@ class TooManyJobs(RateLimited):
     code = "too_many_jobs"
 
 
+class TooManyStreams(RateLimited):
+    code = "too_many_streams"
+
+
 class ProviderUnavailable(ApiError):
     status_code = 503
     code = "provider_unavailable"
+
+
+class ShuttingDown(ApiError):
+    """The replica is draining (SIGTERM): nothing was created; the same request succeeds on another."""
+
+    status_code = 503
+    code = "shutting_down"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "This replica is shutting down; send the request again (another replica will take it).",
+            headers={"Retry-After": str(retry_after)},
+            retry_after=retry_after,
+        )
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:

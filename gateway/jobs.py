@@ -11,12 +11,14 @@ from typing import Any
 from gateway import auth
 from gateway.callbacks import Resolve, system_resolve
 from gateway.catalog import Catalog, GenerationRequest, validate_options
+from gateway.drain import Drain
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventBus
 from gateway.files import ResultStore
 from gateway.keycache import KeyCache
-from gateway.keystreams import KeyStreams
+from gateway.keystreams import RevokedKeyStreams
 from gateway.metrics import Metrics
+from gateway.openstreams import OpenStreams
 from gateway.registry import Registry
 from gateway.runner import Runner
 from gateway.settings import Settings
@@ -42,7 +44,9 @@ class Services:
     stream_secret: bytes
     metrics: Metrics
     keys: KeyCache
-    key_streams: KeyStreams
+    key_streams: RevokedKeyStreams
+    drain: Drain
+    streams: OpenStreams
     resolve: Resolve = system_resolve
     """How callback hosts are resolved (tests inject their own names)."""
 
@@ -64,6 +68,7 @@ async def create_job(
     Every refusal is raised before the debit. An idempotent replay returns the earlier job and None.
     `before_start` sees a new job after its first event and before its driver can record another.
     """
+    svc.drain.refuse_creates()
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidRequest("The Idempotency-Key header must be 1 to 255 characters.")
     request = await validate_request(svc, key, body)

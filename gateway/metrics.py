@@ -46,6 +46,13 @@ class Metrics:
             registry=r,
         )
         self.open_streams = Gauge("gateway_open_streams", "Event streams open right now", registry=r)
+        self.streams_ended = Counter(
+            "gateway_streams_ended_total",
+            "Event streams the gateway ended before their job did, by reason",
+            # "stalled": the client read nothing within the send timeout; "draining": SIGTERM; "revoked": its key
+            ["reason"],
+            registry=r,
+        )
         self.instance = Gauge(
             "gateway_instance_info",
             "This replica: its instance id and engines (Prometheus sums the other series over replicas)",

@@ -30,8 +30,15 @@ ERRORS = {
     "416": error("range_not_satisfiable (Content-Range: bytes */size; size field)"),
     "418": error("insufficient_tokens (with required and balance)"),
     "429": error("rate_limited or too_many_jobs (Retry-After header, retry_after field)"),
-    "503": error("provider_unavailable"),
+    "503": error(
+        "provider_unavailable or shutting_down (shutting_down: Retry-After header, retry_after field)"
+    ),
 }
+# Creating a job that streams also counts against the open-stream caps.
+GENERATE_429 = error(
+    "rate_limited, too_many_jobs or too_many_streams (Retry-After header, retry_after field)"
+)
+STREAM_429 = error("too_many_streams (Retry-After header, retry_after field)")
 
 
 def errors(*codes: str) -> dict[str, Any]:
@@ -141,7 +148,8 @@ PATHS: dict[str, Any] = {
             "requestBody": GENERATE_BODY,
             "responses": {
                 "200": SSE,
-                **errors("400", "401", "403", "409", "413", "415", "418", "429", "503"),
+                **errors("400", "401", "403", "409", "413", "415", "418", "503"),
+                "429": GENERATE_429,
             },
         }
     },
@@ -204,6 +212,7 @@ PATHS: dict[str, Any] = {
                 "200": SSE,
                 "204": {"description": "Resumed after the terminal event: stop reconnecting"},
                 **errors("400", "401", "404"),
+                "429": STREAM_429,
             },
         }
     },

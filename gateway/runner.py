@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from gateway.drain import Drain
 from gateway.events import Event, EventBus
 from gateway.files import MirrorError, ResultStore
 from gateway.previews import Previews
@@ -59,6 +60,7 @@ class Runner:
         results: ResultStore,
         settings: Settings,
         on_finished: list[OnFinished] | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -66,6 +68,7 @@ class Runner:
         self.results = results
         self.settings = settings
         self.on_finished = on_finished or []
+        self.drain = drain or Drain(settings.shutdown_grace_seconds)
         self.previews = Previews(
             results, every=settings.preview_seconds, ttl_seconds=settings.result_ttl_seconds
         )
@@ -74,6 +77,7 @@ class Runner:
         self.renew_seconds = min(1.0, settings.lease_seconds / 3)
         self._tg: TaskGroup | None = None
         self._drivers: dict[str, tuple[anyio.CancelScope, int]] = {}
+        self._submitting: set[str] = set()  # jobs whose upstream submit may be on the wire right now
         self._clock_offset = 0.0  # the database's clock minus this host's, refreshed at each renewal
         bus.on_remote_terminal(self.stop_local)
 
@@ -143,9 +147,30 @@ class Runner:
                     if job_id not in held and current is not None and current[1] == epoch:
                         log.info("job %s finished elsewhere or is held by another replica now", job_id)
                         self.stop_local(job_id)
-                await self.recover()
+                if not self.drain.draining:  # a leaving replica takes nothing up
+                    await self.recover()
             except Exception:
                 log.exception("renewing leases failed; trying again")
+
+    async def wind_down(self) -> None:
+        """Stop driving every job, leaving each to recovery or to another replica, never failing one.
+
+        A driver whose upstream submit may be on the wire is let finish it and record the upstream id
+        (until the drain's deadline, a second kept for the rest of the shutdown): stopped in between,
+        the job would be submitted again, or refunded as `submit_uncertain`, because of a deploy.
+        """
+        deadline = (self.drain.deadline or time.monotonic()) - 1.0
+        while True:
+            for job_id, (scope, _) in list(self._drivers.items()):
+                if job_id not in self._submitting:
+                    scope.cancel()
+            if not self._submitting or time.monotonic() >= deadline:
+                break
+            await anyio.sleep(0.05)
+        for scope, _ in list(self._drivers.values()):
+            scope.cancel()
+        if self._submitting:
+            log.warning("stopped %d jobs while their upstream submit was in flight", len(self._submitting))
 
     async def release(self) -> None:
         """A graceful stop: let go of every lease at once, so other replicas take the jobs over now."""
@@ -260,6 +285,16 @@ class Runner:
     async def _follow(
         self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
     ) -> Succeeded | Failed:
+        if not upstream_ids:
+            self._submitting.add(job.id)  # until the upstream id is recorded (see wind_down)
+        try:
+            return await self._follow_updates(job, upstream, task, upstream_ids)
+        finally:
+            self._submitting.discard(job.id)
+
+    async def _follow_updates(
+        self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
+    ) -> Succeeded | Failed:
         percent: int | None = job.progress
         async with aclosing(upstream.adapter.run(task)) as updates:
             async for update in updates:
@@ -274,6 +309,8 @@ class Runner:
                         # task: nobody else will ever cancel it, so this driver does.
                         await self._cancel_upstream(upstream, update.upstream_id)
                         raise
+                    finally:
+                        self._submitting.discard(job.id)
                 elif isinstance(update, Queued):
                     event: dict[str, Any] = {"status": "Queued", "job_id": job.id}
                     if update.position is not None:

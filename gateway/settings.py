@@ -142,6 +142,15 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 2.0
     default_rate_limit_per_minute: int = 60
     default_max_concurrent_jobs: int = 10
+    max_streams_per_key: int = Field(default=100, ge=1)
+    """Event streams one API key may hold open on one replica at once (429 `too_many_streams` above)."""
+    max_streams: int = Field(default=5000, ge=1)
+    """Event streams one replica holds open at once, every key together (429 `too_many_streams` above)."""
+    stream_send_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A stream whose next write has waited this long is dropped (its client resumes by Last-Event-ID);
+    `gateway serve` has the kernel cut a connection that takes no data for twice this long."""
+    shutdown_grace_seconds: float = Field(default=8.0, gt=0)
+    """From SIGTERM to exit: creates are refused, streams end, running jobs are handed over."""
     simulator: SimulatorConfig = SimulatorConfig()
     providers: dict[str, ProviderConfig] = {}
     models: dict[str, ModelConfig] = {}

@@ -65,9 +65,11 @@ def sse_response(
     live: Mailbox | None = None,
     closing: ExitStack | None = None,
     open_streams: Gauge | None = None,
+    send_timeout: float | None = None,
 ) -> EventSourceResponse:
     """`first`, when given, is sent at once (it was just recorded) and the rest follows it; `live`
-    is a subscription opened before anything after `first` was recorded, `closing` what ends it."""
+    is a subscription opened before anything after `first` was recorded, `closing` what ends it. A
+    send that waits longer than `send_timeout` (a client that reads nothing) raises SendTimeoutError."""
 
     async def body() -> AsyncIterator[bytes]:
         if open_streams is not None:
@@ -94,4 +96,5 @@ def sse_response(
         ping=heartbeat,
         sep="\n",
         ping_message_factory=lambda: ServerSentEvent(comment="ping", sep="\n"),
+        send_timeout=send_timeout,
     )

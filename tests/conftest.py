@@ -126,6 +126,7 @@ def fresh_scripted_provider() -> None:
     from tests import fakes
 
     fakes.RELEASE.clear()
+    fakes.ENTERED.clear()
 
 
 # --- the real engines (PostgreSQL on 127.0.0.1:5432 with trust auth) ------------------------------

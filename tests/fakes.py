@@ -23,6 +23,9 @@ from providers.base import (
 PREVIEW_FRAME = b"\x89PNG\r\n\x1a\n a frame"
 # Tests hold a job mid-flight by putting "hold" in the prompt and releasing this event.
 RELEASE: dict[str, anyio.Event] = {}
+# Set when a job reaches a named hold point ("submit": inside its upstream submit).
+ENTERED: dict[str, anyio.Event] = {}
+CHATTY_MESSAGE = "x" * 16384  # a big Processing event, so a client that never reads fills its buffers
 
 
 def release(name: str = "default") -> None:
@@ -30,7 +33,9 @@ def release(name: str = "default") -> None:
 
 
 class ScriptedProvider:
-    """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release()."""
+    """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release();
+    `slow-submit` → waits for release("submit") inside the submit; `chatty` → big Processing events
+    until release("chatty")."""
 
     name = "scripted"
 
@@ -44,7 +49,17 @@ class ScriptedProvider:
     async def run(self, task: Task) -> AsyncIterator[Update]:
         if "unavailable" in task.prompt:
             raise UpstreamError("upstream answered 503: overloaded", retryable=True, status=503)
+        if "slow-submit" in task.prompt:
+            ENTERED.setdefault("submit", anyio.Event()).set()
+            await RELEASE.setdefault("submit", anyio.Event()).wait()
         yield Submitted(f"up-{task.job_id}")
+        if "chatty" in task.prompt:
+            chatty = RELEASE.setdefault("chatty", anyio.Event())
+            for step in range(400):
+                if chatty.is_set():
+                    break
+                yield Progress(step % 100, CHATTY_MESSAGE)
+                await anyio.sleep(0.005)
         yield Queued(position=2)
         yield Progress(25, "dreaming")
         if "preview" in task.prompt:  # two frames in quick succession, then a stream to listen to

@@ -19,6 +19,7 @@ from gateway.client.errors import (
     NotFound,
     ProviderUnavailable,
     RateLimited,
+    ShuttingDown,
     Unauthorized,
 )
 from gateway.client.events import JobEvent
@@ -37,5 +38,6 @@ __all__ = [
     "NotFound",
     "ProviderUnavailable",
     "RateLimited",
+    "ShuttingDown",
     "Unauthorized",
 ]

@@ -11,7 +11,7 @@ import anyio
 import httpx
 from httpx_sse import EventSource, aconnect_sse
 
-from gateway.client.errors import GatewayError, JobFailed, _raise_for_error
+from gateway.client.errors import GatewayError, JobFailed, ShuttingDown, _raise_for_error
 from gateway.client.events import JobEvent
 
 ModelList = list[dict[str, Any]]  # a name for it: the client's own list() method shadows `list`
@@ -81,10 +81,11 @@ class AsyncGateway:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         body = self._body(model, prompt, style, options, callback_url)
         job_id, last_id = None, 0
+        hints = _Hints()
         try:
             async with aconnect_sse(self.http, "POST", "/api/generate", json=body, headers=headers) as source:
                 await _raise_for_error(source.response)
-                async for event in _job_events(source):
+                async for event in _job_events(source, hints):
                     job_id, last_id = event.job_id, event.id
                     yield event
                     if event.terminal:
@@ -93,12 +94,14 @@ class AsyncGateway:
             if job_id is None:
                 raise
         if job_id is not None:
+            await anyio.sleep(hints.retry_seconds)  # the server ended the stream: come back as it said
             async for event in self.events(job_id, last_event_id=last_id):
                 yield event
 
     async def events(self, job_id: str, *, last_event_id: int = 0) -> AsyncIterator[JobEvent]:
         """The job's events after `last_event_id` (replay, then live), reconnecting as EventSource does."""
         failures = 0
+        hints = _Hints()
         while True:
             try:
                 async with aconnect_sse(
@@ -110,16 +113,20 @@ class AsyncGateway:
                     if source.response.status_code == 204:
                         return  # nothing after the terminal event
                     await _raise_for_error(source.response)
-                    async for event in _job_events(source):
+                    async for event in _job_events(source, hints):
                         last_event_id, failures = event.id, 0
                         yield event
                         if event.terminal:
                             return
-            except httpx.TransportError:
+                # Ended before the terminal event (the replica is shutting down): reconnect after its
+                # `retry:` hint, as EventSource does.
+                await anyio.sleep(hints.retry_seconds)
+            except (httpx.TransportError, ShuttingDown) as exc:
                 failures += 1
                 if failures > self.max_reconnects:
                     raise
-                await anyio.sleep(self.reconnect_delay)
+                wait = exc.retry_after if isinstance(exc, ShuttingDown) else self.reconnect_delay
+                await anyio.sleep(wait)
 
     async def run(self, model: str, prompt: str, **kwargs: Any) -> JobEvent:
         """Generate and wait: the `Completed` event, or JobFailed carrying the `Error`/`Canceled` one."""
@@ -198,8 +205,16 @@ class AsyncGateway:
         return target
 
 
-async def _job_events(source: EventSource) -> AsyncIterator[JobEvent]:
+class _Hints:
+    """What a stream told its client besides events: the `retry:` reconnection time."""
+
+    retry_seconds = 0.0
+
+
+async def _job_events(source: EventSource, hints: _Hints) -> AsyncIterator[JobEvent]:
     """The events of one SSE response, typed (comments and empty data skipped)."""
     async for sse in source.aiter_sse():
+        if sse.retry is not None:
+            hints.retry_seconds = sse.retry / 1000
         if sse.data:
             yield JobEvent.from_sse(sse)

@@ -58,6 +58,14 @@ class ProviderUnavailable(GatewayError):
     pass
 
 
+class ShuttingDown(ProviderUnavailable):
+    """503 `shutting_down`: the replica is draining and created nothing; send the request again."""
+
+    @property
+    def retry_after(self) -> int:
+        return int(self.body.get("retry_after", 1))
+
+
 class JobFailed(GatewayError):
     """Raised by `run()` when a job ends with `Error` or `Canceled` (it was refunded)."""
 
@@ -73,6 +81,7 @@ BY_STATUS: dict[int, type[GatewayError]] = {
     429: RateLimited,
     503: ProviderUnavailable,
 }
+BY_CODE: dict[str, type[GatewayError]] = {"shutting_down": ShuttingDown}
 
 
 async def _raise_for_error(response: httpx.Response) -> None:
@@ -85,4 +94,5 @@ async def _raise_for_error(response: httpx.Response) -> None:
         body = {"code": "http_error", "message": response.text[:300]}
     if not isinstance(body, dict):
         body = {"code": "http_error", "message": str(body)[:300]}
-    raise BY_STATUS.get(response.status_code, GatewayError)(response.status_code, body)
+    kind = BY_CODE.get(str(body.get("code"))) or BY_STATUS.get(response.status_code, GatewayError)
+    raise kind(response.status_code, body)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from typing import Any
 
 from starlette.requests import Request
 
 from gateway.auth import require_key
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.events import Event, Mailbox
 from gateway.jobs import Services
+from gateway.openstreams import ManagedStream, StreamSlot
 from gateway.parsing import whole_number
 from gateway.ratelimit import RateLimiter
 from gateway.store.keys import ApiKey
+from gateway.streams import sse_response
 
 MAX_INTEGER = 2**53 - 1  # what every JSON client (JavaScript included) can hold exactly; SQLite holds it too
 
@@ -75,3 +79,31 @@ def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -
     if offset is None or offset > MAX_INTEGER:
         raise InvalidRequest(f"`offset` must be an integer from 0 to {MAX_INTEGER}.")
     return limit, offset
+
+
+def event_stream(
+    svc: Services,
+    slot: StreamSlot,
+    job_id: str,
+    *,
+    after: int = 0,
+    first: Event | None = None,
+    live: Mailbox | None = None,
+    closing: ExitStack | None = None,
+) -> ManagedStream:
+    """A job's events as SSE after `after`, holding `slot` under the stream caps while it is open (see
+    streams.sse_response for `first`, `live` and `closing`)."""
+    response = sse_response(
+        svc.db,
+        svc.bus,
+        job_id,
+        after=after,
+        heartbeat=svc.settings.heartbeat_seconds,
+        retry_ms=svc.settings.sse_retry_ms,
+        open_streams=svc.metrics.open_streams,
+        first=first,
+        live=live,
+        closing=closing,
+        send_timeout=svc.settings.stream_send_timeout_seconds,
+    )
+    return svc.streams.serve(slot, response, closing)

@@ -10,16 +10,18 @@ from starlette.routing import Route
 
 from gateway.events import Mailbox
 from gateway.jobs import create_job, job_object, validate_request
-from gateway.routes.common import authenticate, read_json, services
+from gateway.openstreams import ManagedStream
+from gateway.routes.common import authenticate, event_stream, read_json, services
 from gateway.store import ledger
 from gateway.store.jobs import Job
-from gateway.streams import sse_response
 
 
-async def generate(request: Request) -> Response:
+async def generate(request: Request) -> Response | ManagedStream:
     key = await authenticate(request, creating=True)
     body = await read_json(request)
     svc = services(request)
+    svc.drain.refuse_creates()
+    slot = svc.streams.open(key.id)  # a stream over the caps is refused before anything is debited
     # The stream subscribes to the new job before its driver starts, so it needs no read of the log.
     subscription = ExitStack()
     live: list[Mailbox] = []
@@ -33,20 +35,10 @@ async def generate(request: Request) -> Response:
         )
     except BaseException:
         subscription.close()
+        svc.streams.release(slot)
         raise
     # An idempotent replay (first is None) streams the earlier job from its first event.
-    stream = sse_response(
-        svc.db,
-        svc.bus,
-        job.id,
-        heartbeat=svc.settings.heartbeat_seconds,
-        retry_ms=svc.settings.sse_retry_ms,
-        open_streams=svc.metrics.open_streams,
-        first=first,
-        live=live[0] if live else None,
-        closing=subscription,
-    )
-    return svc.key_streams.guard(key.id, stream)
+    return event_stream(svc, slot, job.id, first=first, live=live[0] if live else None, closing=subscription)
 
 
 async def create_generation(request: Request) -> Response:

@@ -10,12 +10,12 @@ from starlette.routing import Route
 from gateway import auth
 from gateway.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
 from gateway.jobs import job_object
+from gateway.openstreams import ManagedStream
 from gateway.parsing import whole_number
-from gateway.routes.common import authenticate, paging, services
+from gateway.routes.common import authenticate, event_stream, paging, services
 from gateway.store import jobs as job_store
 from gateway.store import keys
 from gateway.store.jobs import TERMINAL, UNFINISHED, Job
-from gateway.streams import sse_response
 
 STATUSES = (*UNFINISHED, *TERMINAL)
 
@@ -70,7 +70,7 @@ async def cancel_generation(request: Request) -> Response:
     return JSONResponse(job_object(svc, finished.job))
 
 
-async def job_events(request: Request) -> Response:
+async def job_events(request: Request) -> Response | ManagedStream:
     svc = services(request)
     job_id = request.path_params["job_id"]
     token = request.query_params.get("token")
@@ -92,16 +92,9 @@ async def job_events(request: Request) -> Response:
         raise InvalidRequest("Last-Event-ID must be a non-negative integer event id.")
     if job.finished and after >= job.last_event_id:
         return Response(status_code=204)  # tells an EventSource to stop reconnecting
-    stream = sse_response(
-        svc.db,
-        svc.bus,
-        job.id,
-        after=after,
-        heartbeat=svc.settings.heartbeat_seconds,
-        retry_ms=svc.settings.sse_retry_ms,
-        open_streams=svc.metrics.open_streams,
-    )
-    return svc.key_streams.guard(job.key_id, stream)  # a revoke of the job's key ends it
+    if svc.drain.draining:  # come back in a moment: to another replica, or to this one restarted
+        return svc.streams.retry_hint()
+    return event_stream(svc, svc.streams.open(job.key_id), job.id, after=after)
 
 
 routes = [

@@ -25,9 +25,10 @@ async def readyz(request: Request) -> Response:
         database = False
     providers = svc.registry.states()
     serving = [name for name, state in providers.items() if state in ("closed", "half_open")]
-    ready = database and bool(serving)
+    draining = svc.drain.draining
+    ready = database and bool(serving) and not draining
     body = {
-        "status": "ready" if ready else "not_ready",
+        "status": "draining" if draining else "ready" if ready else "not_ready",
         "database": "ok" if database else "unavailable",
         "providers": providers,
         "running_jobs": svc.runner.running,

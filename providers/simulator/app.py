@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import uvicorn
@@ -19,6 +20,9 @@ from providers.simulator import comfyui, fal, luma, media, runway, suno
 from providers.simulator.store import Store
 from providers.simulator.timeline import Clock
 from providers.simulator.web import Simulator
+
+if TYPE_CHECKING:
+    from providers.simulator.tls import Certificate
 
 PREFIXES = {
     "suno": "/suno",
@@ -67,9 +71,29 @@ def build_app(
     )
 
 
-async def serve(host: str, port: int, speed: float = 1.0, state_dir: Path | None = None) -> None:
-    """Runs the simulator on host:port until cancelled (or interrupted by a signal)."""
-    config = uvicorn.Config(build_app(speed, state_dir), host=host, port=port, lifespan="off")
+def server_config(
+    host: str,
+    port: int,
+    speed: float = 1.0,
+    state_dir: Path | None = None,
+    certificate: Certificate | None = None,
+    **options: Any,
+) -> uvicorn.Config:
+    """uvicorn's configuration for the simulator: plain HTTP, or HTTPS with `certificate`."""
+    if certificate is not None:
+        options |= {"ssl_certfile": str(certificate.cert_file), "ssl_keyfile": str(certificate.key_file)}
+    return uvicorn.Config(build_app(speed, state_dir), host=host, port=port, lifespan="off", **options)
+
+
+async def serve(
+    host: str,
+    port: int,
+    speed: float = 1.0,
+    state_dir: Path | None = None,
+    certificate: Certificate | None = None,
+) -> None:
+    """Runs the simulator on host:port until cancelled (or interrupted by a signal); HTTPS with a certificate."""
+    config = server_config(host, port, speed, state_dir, certificate)
     server = uvicorn.Server(config)
     try:
         await server.serve()

@@ -21,7 +21,7 @@ from providers.simulator.timeline import (
 )
 from providers.simulator.web import (
     Simulator,
-    bearer,
+    credential_refused,
     media_url,
     mount_url,
     read_object,
@@ -176,7 +176,7 @@ def routes(sim: Simulator) -> list[BaseRoute]:
     queue = Queue(sim)
 
     async def dispatch(request: Request) -> Response:
-        if bearer(request, "Key") is None:
+        if credential_refused(request, "Key"):
             return fal_error(
                 401, "Authentication is required: send Authorization: Key <key>", "authorization_error"
             )

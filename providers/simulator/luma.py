@@ -21,7 +21,7 @@ from providers.simulator.timeline import (
 )
 from providers.simulator.web import (
     Simulator,
-    bearer,
+    credential_refused,
     json_error,
     media_url,
     read_object,
@@ -36,6 +36,8 @@ MODELS = {"video": ("ray-2", "ray-flash-2", "ray-1-6"), "image": ("photon-1", "p
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
 FAILURE = "Simulated failure: the generation could not be completed (sim:fail)."
 NOT_FOUND = {"detail": "Generation not found"}
+CREDIT_BALANCE = 250_000.0
+"""What `GET /credits` reports: lumaai's `credit_balance`, in USD cents."""
 
 
 def luma_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -80,7 +82,7 @@ def _validate(body: dict[str, Any], kind: str) -> str | None:
 
 
 def unauthorized(request: Request) -> Response | None:
-    if bearer(request) is None:
+    if credential_refused(request):
         return json_error(401, {"detail": "Invalid or missing API key: send Authorization: Bearer <key>"})
     return None
 
@@ -158,9 +160,20 @@ class Generations:
         return JSONResponse({"generations": generations, **page})
 
 
+async def credits(request: Request) -> Response:
+    """The account's balance: what a cheap authenticated check (`gateway doctor`) reads."""
+    return unauthorized(request) or JSONResponse({"credit_balance": CREDIT_BALANCE})
+
+
+async def ping(request: Request) -> Response:
+    return JSONResponse({"message": "pong"})
+
+
 def routes(sim: Simulator) -> list[BaseRoute]:
     generations = Generations(sim)
     return [
+        Route("/credits", credits, methods=["GET"]),
+        Route("/ping", ping, methods=["GET"]),
         Route("/generations/video", generations.create_video, methods=["POST"]),
         Route("/generations/image", generations.create_image, methods=["POST"]),
         Route("/generations", generations.create_legacy, methods=["POST"]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 
@@ -10,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from providers.simulator.runway_models import TEXT_TO_VIDEO, issues_in
 from providers.simulator.timeline import (
     DONE,
     FAILED,
@@ -20,7 +20,7 @@ from providers.simulator.timeline import (
     iso,
     new_task_id,
 )
-from providers.simulator.web import Simulator, bearer, json_error, media_url, read_object
+from providers.simulator.web import Simulator, credential_refused, json_error, media_url, read_object
 
 PROTOCOL = "run"
 API_VERSION = "2024-11-06"
@@ -31,7 +31,8 @@ STATUS = {DONE: "SUCCEEDED", FAILED: "FAILED"}
 FAILURE = "Simulated failure: the video could not be generated (sim:fail)."
 FAILURE_CODE = "INTERNAL.BAD_OUTPUT.CODE01"
 CREDITS_PER_SECOND = 10
-RATIO = re.compile(r"\d+:\d+")
+CREDIT_BALANCE = 100_000
+"""What `GET /v1/organization` reports as the account's `creditBalance`."""
 
 
 def runway_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -40,30 +41,6 @@ def runway_error(status: int, message: str, headers: dict[str, str] | None = Non
 
 def timeline_of(task: TaskId) -> Timeline:
     return THROTTLED if Flag.THROTTLE in task.flags else PLAIN
-
-
-def issues_in(body: dict[str, Any], image: bool) -> list[dict[str, Any]]:
-    """What Runway's body validation would complain about, as its `issues` list."""
-    issues = []
-
-    def issue(field: str, message: str) -> None:
-        issues.append({"path": [field], "message": message})
-
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        issue("model", "Required")
-    text = body.get("promptText")
-    if (not image or text is not None) and (not isinstance(text, str) or not text.strip()):
-        issue("promptText", "Must be a non-empty string")
-    elif isinstance(text, str) and len(text) > 1000:
-        issue("promptText", "Must be at most 1000 characters")
-    if image and not (isinstance(body.get("promptImage"), str | list) and body["promptImage"]):
-        issue("promptImage", "Required")
-    if not isinstance(body.get("ratio"), str) or not RATIO.fullmatch(body["ratio"]):
-        issue("ratio", "Must be a ratio such as 1280:720")
-    duration = body.get("duration", 5 if image else None)
-    if isinstance(duration, bool) or not isinstance(duration, int) or not 2 <= duration <= 10:
-        issue("duration", "Must be an integer from 2 to 10")
-    return issues
 
 
 class Tasks:
@@ -134,11 +111,21 @@ class Tasks:
 
 def refused(request: Request) -> Response | None:
     """Runway refuses requests without a Bearer key or without the pinned API version."""
-    if bearer(request) is None:
+    if credential_refused(request):
         return runway_error(401, "Invalid API key: send Authorization: Bearer <key>")
     if request.headers.get("x-runway-version") != API_VERSION:
         return runway_error(400, f"A valid X-Runway-Version header is required (supported: {API_VERSION})")
     return None
+
+
+def organization_body() -> dict[str, Any]:
+    """The account as runwayml's `OrganizationRetrieveResponse` reads it: balance, tier limits, usage."""
+    limits = {"maxConcurrentGenerations": 2, "maxDailyGenerations": 200}
+    return {
+        "creditBalance": CREDIT_BALANCE,
+        "tier": {"maxMonthlyCreditSpend": 10_000, "models": dict.fromkeys(TEXT_TO_VIDEO, limits)},
+        "usage": {"models": {}},
+    }
 
 
 def routes(sim: Simulator) -> list[BaseRoute]:
@@ -160,7 +147,11 @@ def routes(sim: Simulator) -> list[BaseRoute]:
             return await tasks.cancel_or_delete(task)
         return JSONResponse(tasks.task(request, task))
 
+    async def organization(request: Request) -> Response:
+        return refused(request) or JSONResponse(organization_body())
+
     return [
+        Route("/organization", organization, methods=["GET"]),
         Route("/text_to_video", text_to_video, methods=["POST"]),
         Route("/image_to_video", image_to_video, methods=["POST"]),
         Route("/tasks/{id}", one, methods=["GET", "DELETE"]),

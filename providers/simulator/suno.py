@@ -21,7 +21,14 @@ from providers.simulator.timeline import (
     new_task_id,
     parse_task_id,
 )
-from providers.simulator.web import Simulator, json_error, media_url, read_object, text_field
+from providers.simulator.web import (
+    Simulator,
+    credential_refused,
+    json_error,
+    media_url,
+    read_object,
+    text_field,
+)
 
 PROTOCOL = "suno"
 TIMELINE = Timeline((("submitted", 2.0), ("queued", 4.0), ("streaming", 24.0)))
@@ -69,8 +76,17 @@ def clip(request: Request, sim: Simulator, task: TaskId, record: Record | None) 
     }
 
 
+def unauthorized(request: Request) -> Response | None:
+    """suno-api takes no key unless one is set up in front of it; a refused one answers 401."""
+    if credential_refused(request, required=False):
+        return suno_error(401, "Unauthorized: invalid API key")
+    return None
+
+
 def routes(sim: Simulator) -> list[BaseRoute]:
     async def generate(request: Request) -> Response:
+        if refused := unauthorized(request):
+            return refused
         body = await read_object(request)
         if body is None:
             return suno_error(400, "Request body must be a JSON object")
@@ -91,6 +107,8 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         return JSONResponse([clip(request, sim, task, sim.store.record(task.text)) for task in tasks])
 
     async def get(request: Request) -> Response:
+        if refused := unauthorized(request):
+            return refused
         wanted = [i.strip() for i in request.query_params.get("ids", "").split(",") if i.strip()]
         if not wanted:  # suno-api without ids lists the account's feed
             wanted = [task_id for task_id, _ in reversed(sim.store.records(PROTOCOL))]
@@ -103,7 +121,9 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         return JSONResponse(clips)
 
     async def get_limit(request: Request) -> Response:
-        return JSONResponse({"credits_left": 500, "period": "day", "monthly_limit": 500, "monthly_usage": 0})
+        return unauthorized(request) or JSONResponse(
+            {"credits_left": 500, "period": "day", "monthly_limit": 500, "monthly_usage": 0}
+        )
 
     return [
         Route("/api/generate", generate, methods=["POST"]),

@@ -60,6 +60,18 @@ def bearer(connection: HTTPConnection, scheme: str = "Bearer") -> str | None:
     return credential.strip()
 
 
+INVALID_CREDENTIAL = "invalid"
+"""The stand-in for a bad, banned or exhausted key: every protocol refuses it with its own 401."""
+
+
+def credential_refused(connection: HTTPConnection, scheme: str = "Bearer", *, required: bool = True) -> bool:
+    """The auth check of every simulated provider: no credential (where one is required), or `invalid`."""
+    credential = bearer(connection, scheme)
+    if credential is None:
+        return required
+    return credential == INVALID_CREDENTIAL
+
+
 def root_url(connection: HTTPConnection) -> str:
     """The simulator's own base URL as the caller reached it, for absolute URLs in answers."""
     return str(connection.base_url).rstrip("/")

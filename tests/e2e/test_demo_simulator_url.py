@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bench.cluster import Simulator
-from tests.e2e.test_restart import Demo, wait_until
+from tests.e2e.test_restart import Demo
 
 pytestmark = pytest.mark.e2e
 SPEED = {"GATEWAY_SIMULATOR__SPEED": "20"}
@@ -44,21 +44,7 @@ def test_demo_runs_a_job_on_a_running_simulator(simulator: Simulator, demo: Demo
     demo.start()
     assert any(f"from the simulator at {simulator.url}" in line for line in demo.output)
     assert demo.simulator_port != simulator.port
-    headers = {"Authorization": f"Bearer {demo.key}"}
-    created = httpx.post(
-        demo.url + "/api/generations",
-        json={"model": "suno", "prompt": "a sea shanty"},
-        headers=headers,
-        timeout=10,
-    )
-    assert created.status_code == 202, created.text
-    job_id = created.json()["id"]
-    job = wait_until(
-        lambda: (
-            (j := demo.get(f"/api/generations/{job_id}"))["status"] in ("completed", "failed", "canceled")
-            and j
-        )
-    )
+    job = demo.run_job("suno", "a sea shanty")
     assert job["status"] == "completed", job
     download = httpx.get(job["url"], timeout=10)
     assert download.status_code == 200

@@ -303,6 +303,7 @@ def test_sigterm_with_a_stream_open_exits_and_hands_the_job_over(cluster: Cluste
     process.wait(15)  # the open stream does not hold the replica up
     exited = time.monotonic()
     watching.finish(5)
+    assert watching.error is None  # the drain ended the stream cleanly; it was not cut
     wait_until(lambda: cluster.owner(job_id)[0] == "b", timeout=LEASE + 5)
     print(f"hand-over after SIGTERM: {time.monotonic() - exited:.2f} s")
     assert re.search(r"handed over \d+ unfinished jobs", cluster["c"].log())

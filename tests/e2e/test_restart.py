@@ -9,9 +9,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -26,10 +26,16 @@ class Demo:
     """A `gateway demo` process; its first start prints the demo key."""
 
     def __init__(
-        self, data_dir: Path, *, simulator_url: str | None = None, env: Mapping[str, str] | None = None
+        self,
+        data_dir: Path,
+        *,
+        simulator_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         """`simulator_url`: use that running `gateway simulator` instead of starting one; `env` is
-        added to (and wins over) the environment below."""
+        added to (and wins over) the environment below; `args` go on `gateway demo`'s command line."""
+        self.args = list(args)
         self.data_dir = data_dir
         self.port = free_port()
         self.simulator_port = free_port()
@@ -39,7 +45,7 @@ class Demo:
         self.process: subprocess.Popen[str] | None = None
         self.key = ""
         self.output: list[str] = []
-        """What the last start printed up to 'Application startup complete'."""
+        """What the last start printed (read on in the background once it started)."""
 
     def start(self) -> None:
         env = {
@@ -56,7 +62,7 @@ class Demo:
             else ["--simulator-port", str(self.simulator_port)]
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(self.port), *simulator],
+            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(self.port), *simulator, *self.args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -71,12 +77,17 @@ class Demo:
             if match := KEY_LINE.search(line):
                 self.key = self.key or match.group(1)
             if "Application startup complete" in line:
-                # Keep draining its output so a full pipe never blocks the server.
-                threading.Thread(target=self.process.stdout.read, daemon=True).start()
+                # Keep reading its output (into self.output) so a full pipe never blocks the server.
+                threading.Thread(target=self._keep, args=(self.process.stdout, seen), daemon=True).start()
                 return
         raise AssertionError(
             "gateway demo did not start:\n" + "".join(seen[-30:]) + self.process.stdout.read()
         )
+
+    @staticmethod
+    def _keep(stream: IO[str], lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -95,6 +106,21 @@ class Demo:
         response = httpx.get(self.url + path, headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
         response.raise_for_status()
         return response.json()
+
+    def run_job(self, model: str, prompt: str) -> dict[str, Any]:
+        """Creates a job with the demo key and waits for it to finish; the finished job object."""
+        created = httpx.post(
+            self.url + "/api/generations",
+            json={"model": model, "prompt": prompt},
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
+        )
+        assert created.status_code == 202, created.text
+        path = f"/api/generations/{created.json()['id']}"
+        job: dict[str, Any] = wait_until(
+            lambda: (j := self.get(path))["status"] in ("completed", "failed", "canceled") and j
+        )
+        return job
 
 
 @pytest.fixture

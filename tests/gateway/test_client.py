@@ -8,7 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.client import AsyncGateway, InsufficientTokens, InvalidRequest, JobFailed, NotFound, Unauthorized
+from gateway.client import (
+    AsyncGateway,
+    InsufficientTokens,
+    InvalidRequest,
+    JobFailed,
+    NotFound,
+    ProviderUnavailable,
+    ShuttingDown,
+    Unauthorized,
+)
 from tests.conftest import Harness
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +116,47 @@ async def test_run_raises_job_failed(harness: Harness) -> None:
             await gw.run("echo", "fail please")
         assert failed.value.body["refunded"] is True
         assert (await gw.run("echo", "ok")).url
+
+
+class Draining(httpx.AsyncBaseTransport):
+    """A replica that is shutting down, then the app: the first create answers 503 shutting_down; so
+    does the first events request, the second gets a stream with only a `retry:` hint; the rest pass."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.creates = self.events_requests = 0
+
+    @staticmethod
+    def refused(retry_after: int) -> httpx.Response:
+        body = {"status": "Error", "message": "draining", "code": "shutting_down", "retry_after": retry_after}
+        return httpx.Response(503, json=body, headers={"Retry-After": str(retry_after)})
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            self.events_requests += 1
+            if self.events_requests == 1:
+                return self.refused(0)
+            if self.events_requests == 2:
+                return httpx.Response(
+                    200, text="retry: 10\n\n", headers={"Content-Type": "text/event-stream"}
+                )
+        elif request.method == "POST" and request.url.path == "/api/generations":
+            self.creates += 1
+            if self.creates == 1:
+                return self.refused(1)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_events_come_back_after_a_draining_replica_and_a_create_it_refused_is_typed(
+    harness: Harness,
+) -> None:
+    key, _ = await harness.new_key(100)
+    draining = Draining(httpx.ASGITransport(app=harness.app))
+    async with sdk(harness, key, draining) as gw:
+        with pytest.raises(ShuttingDown) as refused:
+            await gw.create("echo", "a song")
+        assert refused.value.retry_after == 1 and isinstance(refused.value, ProviderUnavailable)
+        job = await gw.create("echo", "a song")
+        events = [e async for e in gw.events(job["id"])]
+    assert draining.events_requests == 3  # refused, told to come back, then served
+    assert [e.id for e in events] == [1, 2, 3, 4, 5] and events[-1].status == "Completed"

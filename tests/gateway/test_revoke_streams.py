@@ -42,8 +42,8 @@ async def revoke_ends_streams(reader: Harness, revoker: Harness, key: str, key_i
                     ended.append(await stream_until_it_ends(reader, url, headers))
 
                 tg.start_soon(follow)
-            streams = reader.app.state.services.key_streams
-            await until(lambda: _true(streams.open_count(key_id) == 2))
+            streams = reader.app.state.services.streams
+            await until(lambda: _true(streams.held_by(key_id) == 2))
             revoked = await revoker.client.delete(f"/admin/keys/{key_id}", headers=admin_headers())
             assert revoked.status_code == 200
         # Both ended before the job did: the last event each saw is not a terminal one.

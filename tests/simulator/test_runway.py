@@ -118,3 +118,47 @@ async def test_sim_429_and_reject(sim: Sim) -> None:
     assert (await create(sim, "hurry sim:429")).status_code == 200
     for _ in range(2):
         assert (await create(sim, "no sim:reject")).status_code == 500
+
+
+async def issues(sim: Sim, path: str, body: dict[str, Any]) -> set[tuple[str, ...]]:
+    response = await sim.client.post(f"/runway/v1{path}", json=body, headers=HEADERS)
+    if response.status_code == 200:
+        return set()
+    assert response.status_code == 400, response.text
+    return {tuple(i["path"]) for i in response.json()["issues"]}
+
+
+async def test_each_model_is_validated_as_the_sdk_declares_it(sim: Sim) -> None:
+    veo = {"model": "veo3.1", "promptText": "a fox", "ratio": "1920:1080"}
+    assert await issues(sim, "/text_to_video", veo) == set()  # duration is optional for veo3.1
+    assert await issues(sim, "/text_to_video", {**veo, "model": "veo3.1_fast", "duration": 6}) == set()
+    assert await issues(sim, "/text_to_video", {**veo, "duration": 5}) == {("duration",)}
+    assert await issues(sim, "/text_to_video", {**veo, "ratio": "1104:832"}) == {("ratio",)}
+    gen = {"model": "gen4.5", "promptText": "a fox", "ratio": "1280:720"}
+    assert await issues(sim, "/text_to_video", gen) == {("duration",)}  # required for gen4.5
+    assert await issues(sim, "/text_to_video", {**gen, "ratio": "1920:1080", "duration": 5}) == {("ratio",)}
+
+    image = {"promptImage": "https://example.com/fox.png", "ratio": "960:960"}
+    assert await issues(sim, "/image_to_video", {**image, "model": "gen4_turbo"}) == set()
+    assert await issues(sim, "/image_to_video", {**image, "model": "gen4.5"}) == {
+        ("promptText",),
+        ("duration",),
+    }
+    assert await issues(sim, "/image_to_video", {**image, "model": "veo3.1"}) == {("ratio",)}
+    assert await issues(sim, "/image_to_video", {"model": "gen4_turbo", "ratio": "960:960"}) == {
+        ("promptImage",)
+    }
+
+
+async def test_the_organization(sim: Sim) -> None:
+    from runwayml.types import OrganizationRetrieveResponse
+
+    response = await sim.client.get("/runway/v1/organization", headers=HEADERS)
+    assert response.status_code == 200
+    assert OrganizationRetrieveResponse.model_validate(response.json()).credit_balance > 0
+    rejected = await sim.client.get(
+        "/runway/v1/organization", headers={**HEADERS, "Authorization": "Bearer invalid"}
+    )
+    assert rejected.status_code == 401 and rejected.json() == {
+        "error": "Invalid API key: send Authorization: Bearer <key>"
+    }

@@ -1,19 +1,23 @@
-"""The providers' own SDKs (lumaai, runwayml, fal-client) talk to the simulator unchanged."""
+"""The providers' own SDKs (lumaai, runwayml) talk to the simulator unchanged; fal-client, which only
+speaks HTTPS, is in test_tls.py."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
-import fal_client
-import fal_client.client
 import lumaai
 import pytest
 import runwayml
 import runwayml.lib.polling
 from lumaai.types import Generation, GenerationListResponse
 from lumaai.types.generation import RequestGenerationRequest, RequestImageGenerationRequest
+
+from providers.simulator import build_app
+from tests.servers import serving
+from tests.simulator.conftest import FakeTime
 
 pytestmark = pytest.mark.anyio
 
@@ -66,6 +70,16 @@ async def test_lumaai(live_url: str) -> None:
             await luma.generations.get(done.id)
 
     base_url = live_url + "/luma/dream-machine/v1"
+    async with lumaai.AsyncLumaAI(auth_token="luma-key", base_url=base_url, max_retries=0) as luma:
+        assert (await luma.credits.get()).credit_balance > 0
+        assert (await luma.ping.check()).message
+        with pytest.raises(lumaai.InternalServerError):
+            await luma.generations.create(model="ray-2", prompt="x sim:reject")
+        with pytest.raises(lumaai.RateLimitError):
+            await luma.generations.create(model="ray-2", prompt="busy sim:429")
+    async with lumaai.AsyncLumaAI(auth_token="invalid", base_url=base_url) as rejected:
+        with pytest.raises(lumaai.AuthenticationError):
+            await rejected.credits.get()
     not_bearer = {"Authorization": "Basic bHVtYQ=="}
     async with lumaai.AsyncLumaAI(auth_token="x", base_url=base_url, default_headers=not_bearer) as anonymous:
         with pytest.raises(lumaai.AuthenticationError):
@@ -108,6 +122,22 @@ async def test_runwayml(live_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(runwayml.NotFoundError):
             await runway.tasks.retrieve(created.id)
 
+        veo = await runway.text_to_video.create(model="veo3.1", prompt_text="a fox", ratio="1920:1080")
+        assert (await veo.wait_for_task_output(timeout=5)).status == "SUCCEEDED"  # duration is optional
+
+        animated = await runway.image_to_video.create(
+            model="gen4_turbo", prompt_image="https://example.com/fox.png", ratio="960:960", duration=5
+        )
+        done = await animated.wait_for_task_output(timeout=5)
+        assert isinstance(done, runwayml.types.task_retrieve_response.Succeeded)
+        assert done.output[0].endswith(".webm")
+        with pytest.raises(runwayml.BadRequestError):  # gen4.5 needs a duration and a prompt text
+            await runway.image_to_video.create(
+                model="gen4.5", prompt_image="https://example.com/fox.png", ratio="960:960"
+            )
+
+        assert (await runway.organization.retrieve()).credit_balance > 0
+
     async with runwayml.AsyncRunwayML(
         api_key="k", base_url=live_url + "/runway", runway_version="2020-01-01"
     ) as old:
@@ -115,45 +145,39 @@ async def test_runwayml(live_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
             await old.text_to_video.create(model="gen4.5", prompt_text="x", ratio="1280:720", duration=5)
 
 
-@pytest.fixture
-def fal_queue(live_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """fal-client builds queue URLs from this module constant (its host comes from FAL_QUEUE_RUN_HOST)."""
-    monkeypatch.setattr(fal_client.client, "QUEUE_URL_FORMAT", live_url + "/fal/")
-    return live_url
+async def test_runwayml_errors(live_url: str) -> None:
+    """With retries off, the simulator's refusals surface as the SDK's own error types."""
+    base_url = live_url + "/runway"
+    async with runwayml.AsyncRunwayML(api_key="runway-key", base_url=base_url, max_retries=0) as runway:
+        with pytest.raises(runwayml.InternalServerError) as rejected:
+            await runway.text_to_video.create(
+                model="gen4.5", prompt_text="x sim:reject", ratio="1280:720", duration=5
+            )
+        assert rejected.value.status_code == 500
+        with pytest.raises(runwayml.RateLimitError) as throttled:
+            await runway.text_to_video.create(
+                model="gen4.5", prompt_text="busy sim:429", ratio="1280:720", duration=5
+            )
+        assert throttled.value.response.headers["retry-after"] == "1"
+    async with runwayml.AsyncRunwayML(api_key="invalid", base_url=base_url) as rejected_key:
+        with pytest.raises(runwayml.AuthenticationError):
+            await rejected_key.organization.retrieve()
 
 
-async def test_fal_client(fal_queue: str) -> None:
-    client = fal_client.AsyncClient(key="fal-key")
-    model = "fal-ai/pika/v2.2/text-to-video"
-    updates: list[fal_client.Status] = []
-    result = await client.subscribe(
-        model,
-        {"prompt": "a fox", "duration": 5},
-        with_logs=True,
-        interval=POLL,
-        on_queue_update=updates.append,
-    )
-    assert result["video"]["url"].endswith(".webm") and result["video"]["content_type"] == "video/webm"
-    assert isinstance(updates[-1], fal_client.Completed) and updates[-1].logs
-
-    handle = await client.submit(model, {"prompt": "a second fox"})
-    rebuilt = await client.get_handle(model, handle.request_id)  # fal-client's own URL layout
-    assert (rebuilt.status_url, rebuilt.response_url, rebuilt.cancel_url) == (
-        handle.status_url,
-        handle.response_url,
-        handle.cancel_url,
-    )
-    assert isinstance(
-        await client.status(model, handle.request_id), fal_client.Queued | fal_client.InProgress
-    )
-    await client.cancel(model, handle.request_id)
-    cancelled = await handle.status()
-    assert isinstance(cancelled, fal_client.Completed) and cancelled.error
-
-    failing = await client.submit(model, {"prompt": "a fox sim:fail"})
-    with pytest.raises(fal_client.client.FalClientHTTPError) as failure:
-        await failing.get(interval=POLL)
-    assert failure.value.status_code == 422 and failure.value.error_type == "generation_failed"
-
-    retried = await client.submit(model, {"prompt": "busy sim:429"})  # fal-client retries the 429 itself
-    assert retried.request_id
+async def test_runwayml_cancels_a_running_task(tmp_path: Path) -> None:
+    """On a hand-driven clock, so the task is surely RUNNING when the cancel lands."""
+    time = FakeTime()
+    async with (
+        serving(build_app(1.0, tmp_path, now=time), lifespan="off") as url,
+        runwayml.AsyncRunwayML(api_key="runway-key", base_url=url + "/runway") as runway,
+    ):
+        created = await runway.text_to_video.create(
+            model="gen4.5", prompt_text="a long take", ratio="1280:720", duration=10
+        )
+        time.advance(20)  # past PENDING (and THROTTLED), well before the end of RUNNING
+        running = await runway.tasks.retrieve(created.id)
+        assert running.status == "RUNNING"
+        await runway.tasks.delete(created.id)
+        time.advance(120)  # long after it would have succeeded
+        cancelled = await runway.tasks.retrieve(created.id)
+        assert cancelled.status == "CANCELLED"
