@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import anyio
-
+from gateway.addresses import Resolver, internal, literal_address, local_name, resolve
 from gateway.errors import InvalidRequest
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolve = Callable[[str], Awaitable[list[str]]]
-"""A host name's addresses as text; an empty list when it does not resolve."""
-
-BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
-NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-async def system_resolve(host: str) -> list[str]:
-    try:
-        infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return []
-    return [str(info[4][0]) for info in infos]
-
-
-def private(address: Address) -> bool:
-    """Anything but a public unicast address: loopback, private, carrier-grade NAT (100.64/10),
-    link-local (cloud metadata at 169.254.169.254), documentation, multicast … and the IPv4 address
-    an IPv6 one carries (::ffff:127.0.0.1, 6to4, NAT64)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None and private(embedded):
-            return True
-    return not address.is_global or address.is_multicast
-
-
-def literal_address(host: str) -> Address | None:
-    """The address a host names literally, including IPv4's legacy forms (127.1, 0x7f000001, 2130706433)."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except (OSError, UnicodeError, ValueError):
-        return None
+Resolve = Resolver
+system_resolve = resolve
 
 
 def normalised_host(raw: str) -> str:
@@ -92,7 +51,7 @@ def parse(url: str) -> str:
     return host
 
 
-async def check(url: str, *, allow_private: bool, resolve: Resolve = system_resolve) -> Target:
+async def check(url: str, *, allow_private: bool, resolve: Resolver = resolve) -> Target:
     """400 unless `url` is http(s) to a public address; a name is resolved and every address checked.
 
     A name that does not resolve now is let through (DNS may be briefly down); each delivery resolves
@@ -101,15 +60,15 @@ async def check(url: str, *, allow_private: bool, resolve: Resolve = system_reso
     host = parse(url)
     if allow_private:
         return Target(url, host, ())
-    if host == "localhost" or host.endswith(BLOCKED_SUFFIXES):
+    if local_name(host):
         raise _refused("a local host")
     address = literal_address(host)
     if address is not None:
-        if private(address):
+        if internal(address):
             raise _refused("a loopback or private address")
         return Target(url, host, (str(address),))
     addresses = await resolve(host)
-    for text in addresses:
-        if (found := literal_address(text.split("%")[0])) is None or private(found):
-            raise _refused(f"a name that resolves to a loopback or private address ({text})")
-    return Target(url, host, tuple(addresses))
+    for found in addresses:
+        if internal(found):
+            raise _refused(f"a name that resolves to a loopback or private address ({found})")
+    return Target(url, host, tuple(str(found) for found in addresses))

@@ -8,6 +8,8 @@ import logging
 import mimetypes
 import time
 import uuid
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
@@ -16,6 +18,7 @@ import anyio
 import httpx
 from starlette.responses import RedirectResponse, Response
 
+from gateway.addresses import Resolver, internal, internal_host, literal_address, resolve
 from gateway.errors import Expired, Forbidden, NotFound
 from gateway.parsing import whole_number
 from gateway.storage import Storage, open_storage
@@ -46,8 +49,16 @@ EXTENSIONS = {
 }
 
 
+MAX_REDIRECTS = 5
+
+
 class MirrorError(Exception):
     """A result could not be copied into the gateway's storage; the job fails with a refund."""
+
+
+def origin(url: httpx.URL) -> tuple[str, int | None]:
+    """Host and port of a URL (the scheme's default port when none is written)."""
+    return url.host.lower(), url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 class ResultStore:
@@ -62,13 +73,16 @@ class ResultStore:
         max_bytes: int,
         staging: Path,
         timeout: float = 60,
+        resolver: Resolver = resolve,
     ) -> None:
         self.storage = storage
         self.secret = secret
         self.public_url = public_url.rstrip("/")
         self.max_bytes = max_bytes
         self.staging = staging
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10), follow_redirects=True)
+        self.resolver = resolver
+        # Redirects are followed by hand, so that every hop's host is checked before it is asked.
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10), follow_redirects=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResultStore:
@@ -143,13 +157,19 @@ class ResultStore:
 
     # --- mirroring -------------------------------------------------------------------------------
 
-    async def mirror(self, job_id: str, urls: list[str], expires: int) -> tuple[list[str], str]:
-        """Copy each upstream output into storage (streamed, size-capped, type-checked); signed URLs back."""
+    async def mirror(
+        self, job_id: str, urls: list[str], expires: int, *, trusted: Collection[str] = ()
+    ) -> tuple[list[str], str]:
+        """Copy each upstream output into storage (streamed, size-capped, type-checked); signed URLs back.
+
+        Outputs are fetched only from public addresses, and from the hosts of the `trusted` base URLs
+        (the provider's own configured host: a local ComfyUI, the simulator), wherever those are."""
         signed: list[str] = []
         first_type = ""
+        own = {origin(httpx.URL(base)) for base in trusted}
         try:
             for index, url in enumerate(urls, start=1):
-                name, content_type = await self._mirror_one(job_id, url, f"result-{index}")
+                name, content_type = await self._mirror_one(job_id, url, f"result-{index}", own)
                 first_type = first_type or content_type
                 signed.append(self.signed_url(job_id, name, expires))
         except MirrorError:
@@ -161,12 +181,14 @@ class ResultStore:
             raise
         return signed, first_type
 
-    async def _mirror_one(self, job_id: str, url: str, stem: str) -> tuple[str, str]:
+    async def _mirror_one(
+        self, job_id: str, url: str, stem: str, own: set[tuple[str, int | None]]
+    ) -> tuple[str, str]:
         await anyio.Path(self.staging).mkdir(parents=True, exist_ok=True)
         # Not mkstemp: its 0600 would follow the file into a folder engine, unlike the umask's mode.
         tmp = anyio.Path(self.staging / f"{job_id}-{uuid.uuid4().hex}.part")
         try:
-            name, content_type = await self._download(url, tmp, stem)
+            name, content_type = await self._download(url, tmp, stem, own)
             try:
                 await self.storage.put(job_id, name, Path(tmp), content_type)
             except Exception as exc:
@@ -178,9 +200,11 @@ class ResultStore:
             # The engine may have moved the file away already (the folder engine renames it).
             await tmp.unlink(missing_ok=True)
 
-    async def _download(self, url: str, tmp: anyio.Path, stem: str) -> tuple[str, str]:
+    async def _download(
+        self, url: str, tmp: anyio.Path, stem: str, own: set[tuple[str, int | None]]
+    ) -> tuple[str, str]:
         try:
-            async with self.http.stream("GET", url) as response:
+            async with self._fetch(url, own) as response:
                 if response.status_code != 200:
                     raise MirrorError(f"fetching the result answered {response.status_code}")
                 content_type = _content_type(response, url)
@@ -199,8 +223,34 @@ class ResultStore:
                 if size == 0:
                     raise MirrorError("the result is empty")
                 return name, content_type
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ValueError) as exc:  # ValueError: a URL httpx cannot parse
             raise MirrorError(f"fetching the result failed: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def _fetch(self, url: str, own: set[tuple[str, int | None]]) -> AsyncIterator[httpx.Response]:
+        """The answer to GET url after its redirects, each hop checked before it is asked."""
+        target = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            trusted = await self._check(target, own)
+            async with self.http.stream("GET", target) as response:
+                if response.next_request is None:
+                    if not trusted:
+                        check_peer(response)
+                    yield response
+                    return
+                target = response.next_request.url
+        raise MirrorError(f"the result URL redirected more than {MAX_REDIRECTS} times")
+
+    async def _check(self, url: httpx.URL, own: set[tuple[str, int | None]]) -> bool:
+        """Refuses a URL that leads inside the operator's network; True for the provider's own host."""
+        if url.scheme not in ("http", "https") or not url.host:
+            raise MirrorError("the result URL is not an http(s) URL")
+        if origin(url) in own:
+            return True
+        if reason := await internal_host(url.host, self.resolver):
+            log.warning("refused to fetch a result from %s: %s", url.copy_with(query=None), reason)
+            raise MirrorError("the result URL leads to a loopback, private or link-local address")
+        return False
 
     async def sweep(self, db: Database) -> int:
         """Delete the results past their retention; their links already answer 410."""
@@ -237,6 +287,16 @@ def valid_name(job_id: str, name: str) -> bool:
         or "\\" in job_id
         or job_id.startswith(".")
     )
+
+
+def check_peer(response: httpx.Response) -> None:
+    """The address the answer really came from, checked again: a name may resolve differently at
+    connect time than when it was checked (DNS rebinding). Before a byte of the body is read."""
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    address = literal_address(str(peer[0])) if isinstance(peer, tuple) and peer else None
+    if address is not None and internal(address):
+        raise MirrorError("the result URL leads to a loopback, private or link-local address")
 
 
 def _content_type(response: httpx.Response, url: str) -> str:

@@ -9,6 +9,24 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# The `code` of a job's `Error` event (and its job object's `error_code`): why the job failed.
+JOB_ERROR_CODES = (
+    "upstream_failed",
+    "upstream_error",
+    "upstream_unavailable",
+    "upstream_malformed",
+    "timeout",
+    "result_unavailable",
+    "submit_uncertain",
+    "provider_unavailable",
+    "internal_error",
+)
+JOB_ERROR_CODE = {
+    "type": "string",
+    "description": "On an Error event, why the job failed: " + ", ".join(JOB_ERROR_CODES) + ".",
+    "examples": list(JOB_ERROR_CODES),
+}
+
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_INT = {"type": ["integer", "null"]}
 
@@ -71,7 +89,7 @@ SCHEMAS: dict[str, Any] = {
             "urls": {"type": "array", "items": {"type": "string"}},
             "content_type": {"type": "string"},
             "expires_at": {"type": "string", "format": "date-time"},
-            "code": {"type": "string"},
+            "code": JOB_ERROR_CODE,
             "refunded": {"type": "boolean"},
         },
     },

@@ -27,6 +27,8 @@ class Upstream:
     circuit: CircuitBreaker
     deadline: float
     passthrough: bool
+    base_url: str = ""
+    """Where the adapter reaches the upstream: results from this host are fetched even when it is local."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,15 @@ class Registry:
                 continue
             adapter_cls = load_adapter(config.adapter)
             kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
+            provider_settings = settings.provider_settings(name, observer)
             self.upstreams[name] = Upstream(
                 name=name,
-                adapter=adapter_cls(settings.provider_settings(name, observer), **kwargs),
+                adapter=adapter_cls(provider_settings, **kwargs),
                 gate=make_gate(name, config.max_in_flight),
                 circuit=CircuitBreaker(config.circuit_failures, config.circuit_cooldown_seconds),
                 deadline=config.deadline_seconds,
                 passthrough=config.passthrough,
+                base_url=provider_settings.base_url,
             )
 
     async def aclose(self) -> None:

@@ -6,8 +6,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -24,10 +25,13 @@ from gateway.store.db import Database, iso
 from gateway.store.jobs import Job, Lease, NotChanged
 from providers.base import (
     Failed,
+    FindsSubmitted,
     MalformedUpstream,
     Progress,
     Queued,
     Submitted,
+    Submitting,
+    SubmitUncertain,
     Succeeded,
     Task,
     UpstreamError,
@@ -36,6 +40,12 @@ from providers.base import (
 log = logging.getLogger("gateway.runner")
 
 OnFinished = Callable[[Job], Awaitable[None]]
+T = TypeVar("T")
+
+SUBMIT_UNCERTAIN = (
+    "The gateway could not tell whether the provider received this job (it sent the job, then got"
+    " no answer or restarted before recording one), so it refunded it rather than risk a second render."
+)
 
 
 class DriverStopped(Exception):
@@ -198,13 +208,27 @@ class Runner:
     async def _record(self, job: Job, changes: dict[str, Any], event: dict[str, Any] | None) -> None:
         """Raises NotChanged when the job finished meanwhile or this replica no longer holds it, and
         DriverStopped when the store failed (not the job: it must not be failed for that)."""
+        await self._publish(
+            await self._write(job_store.record(self.db, job.id, changes, event, lease=job.lease))
+        )
+
+    @staticmethod
+    async def _write(write: Awaitable[T]) -> T:
+        """A driver's store write: NotChanged passes through, any other failure is DriverStopped."""
         try:
-            recorded = await job_store.record(self.db, job.id, changes, event, lease=job.lease)
+            return await write
         except NotChanged:
             raise
         except Exception as exc:
             raise DriverStopped(f"recording failed: {type(exc).__name__}: {exc}") from exc
-        await self._publish(recorded)
+
+    async def _followed_elsewhere(self, job_id: str, upstream_id: str) -> bool:
+        """Whether the replica that took the job over found this very task upstream and follows it."""
+        try:
+            current = await job_store.get(self.db, job_id)
+        except Exception:
+            return False
+        return current is not None and not current.finished and current.upstream_id == upstream_id
 
     async def _drive(self, job: Job, scope: anyio.CancelScope) -> None:
         try:
@@ -277,7 +301,7 @@ class Runner:
         else:
             if outcome.code in ("upstream_unavailable", "timeout", "internal_error", "upstream_malformed"):
                 upstream.circuit.record_failure()
-            else:
+            elif outcome.code != "submit_uncertain":  # that says nothing about the upstream's health
                 upstream.circuit.record_success()  # the upstream answered: it is up, the job was refused
             await self._fail(job, outcome.message, outcome.code)
         log.info("job %s finished in %.1fs: %s", job.id, time.monotonic() - started, type(outcome).__name__)
@@ -285,12 +309,39 @@ class Runner:
     async def _follow(
         self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
     ) -> Succeeded | Failed:
-        if not upstream_ids:
-            self._submitting.add(job.id)  # until the upstream id is recorded (see wind_down)
+        """Submit (at most once) or re-attach, then follow the upstream task to its outcome."""
         try:
-            return await self._follow_updates(job, upstream, task, upstream_ids)
+            if job.submit_uncertain:  # a previous driver sent the job and died before recording its id
+                found = await self._find_submitted(job, upstream, task, upstream_ids)
+                if found is None:
+                    return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
+                task = found
+            try:
+                return await self._follow_updates(job, upstream, task, upstream_ids)
+            except SubmitUncertain as exc:  # sent, no answer: resending could make a second task
+                log.warning("job %s: %s; looking for the task upstream", job.id, exc.message)
+                self._submitting.discard(job.id)
+                found = await self._find_submitted(job, upstream, task, upstream_ids)
+                if found is None:
+                    return Failed(SUBMIT_UNCERTAIN, "submit_uncertain")
+                return await self._follow_updates(job, upstream, found, upstream_ids)
         finally:
             self._submitting.discard(job.id)
+
+    async def _find_submitted(
+        self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
+    ) -> Task | None:
+        """The task re-attached to what the upstream holds for this job, recorded; None when the
+        upstream cannot be asked (it lists no tasks) or holds nothing for it."""
+        adapter = upstream.adapter
+        found = await adapter.find_submitted(task) if isinstance(adapter, FindsSubmitted) else None
+        if found is None:
+            log.warning("job %s: sent to %s, but no upstream task can be found for it", job.id, upstream.name)
+            return None
+        log.info("job %s: found its upstream task %s on %s", job.id, found, upstream.name)
+        upstream_ids.append(found)
+        await self._record(job, {"upstream_id": found, "status": "processing"}, None)
+        return replace(task, upstream_id=found)
 
     async def _follow_updates(
         self, job: Job, upstream: Upstream, task: Task, upstream_ids: list[str]
@@ -298,16 +349,22 @@ class Runner:
         percent: int | None = job.progress
         async with aclosing(upstream.adapter.run(task)) as updates:
             async for update in updates:
-                if isinstance(update, Submitted):
+                if isinstance(update, Submitting):
+                    # On the wire from here until its upstream id is recorded (see wind_down), and
+                    # durably so before the request leaves: a crash from here on is never resubmitted.
+                    self._submitting.add(job.id)
+                    await self._write(job_store.record_submit_intent(self.db, job.id, lease=job.lease))
+                elif isinstance(update, Submitted):
                     upstream_ids.append(update.upstream_id)
                     try:
                         await self._record(
                             job, {"upstream_id": update.upstream_id, "status": "processing"}, None
                         )
                     except NotChanged:
-                        # Cancelled while submitting, or taken over by a replica that cannot know this
-                        # task: nobody else will ever cancel it, so this driver does.
-                        await self._cancel_upstream(upstream, update.upstream_id)
+                        # Cancelled while submitting, or taken over by a replica that did not find this
+                        # task upstream: nobody else will ever cancel it, so this driver does.
+                        if not await self._followed_elsewhere(job.id, update.upstream_id):
+                            await self._cancel_upstream(upstream, update.upstream_id)
                         raise
                     finally:
                         self._submitting.discard(job.id)
@@ -340,7 +397,9 @@ class Runner:
         urls, content_type = result.urls, result.content_type or "application/octet-stream"
         if not upstream.passthrough:
             try:
-                urls, content_type = await self.results.mirror(job.id, result.urls, expires)
+                urls, content_type = await self.results.mirror(
+                    job.id, result.urls, expires, trusted=[upstream.base_url] if upstream.base_url else []
+                )
             except MirrorError as exc:
                 await self._fail(job, f"The result could not be stored: {exc}.", "result_unavailable")
                 return

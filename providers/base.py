@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import anyio
 import httpx
@@ -76,6 +76,13 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Submitting:
+    """The submit request is about to leave. Yielded right before it is sent: the runner records
+    the intent durably first, so a job found after a crash with an intent and no upstream id is
+    known to be one the upstream may hold (see `FindsSubmitted`)."""
+
+
+@dataclass(frozen=True)
 class Submitted:
     """The upstream accepted the task; `upstream_id` is what re-attaches to it after a restart."""
 
@@ -116,7 +123,7 @@ class Failed:
     code: str = "upstream_failed"
 
 
-Update = Submitted | Queued | Progress | Succeeded | Failed
+Update = Submitting | Submitted | Queued | Progress | Succeeded | Failed
 
 
 class UpstreamError(Exception):
@@ -127,6 +134,14 @@ class UpstreamError(Exception):
         self.message = message
         self.retryable = retryable
         self.status = status
+
+
+class SubmitUncertain(UpstreamError):
+    """A submit was sent but no answer came back (read timeout, dropped connection): the upstream
+    may hold the task or not. Never resent blindly, which could render twice."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class MalformedUpstream(UpstreamError):
@@ -147,7 +162,10 @@ class Provider(Protocol):
         ...
 
     def run(self, task: Task) -> AsyncGenerator[Update, None]:
-        """Submit (or re-attach when `task.upstream_id` is set) and yield updates until one is terminal."""
+        """Submit (or re-attach when `task.upstream_id` is set) and yield updates until one is terminal.
+
+        `Submitting` comes right before the submit request leaves, `Submitted` as soon as it answers;
+        a submit sent without an answer raises `SubmitUncertain` (see `UpstreamClient.submit`)."""
         ...
 
     async def cancel(self, upstream_id: str) -> bool:
@@ -155,6 +173,16 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FindsSubmitted(Protocol):
+    """An adapter whose upstream lists its tasks with a marker the submit carried: after a crash
+    between the submit and its recording, the runner finds the task again instead of giving up."""
+
+    async def find_submitted(self, task: Task) -> str | None:
+        """The upstream id of the task this job submitted, or None when the upstream holds none."""
+        ...
 
 
 class OptionError(ValueError):
@@ -208,6 +236,10 @@ def upstream_message(response: httpx.Response, limit: int = 300) -> str:
     return f"upstream answered {response.status_code}: {message[:limit]}"
 
 
+# Transport errors raised before a request left: resending cannot create a second upstream task.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
 def backoff_delay(attempt: int, policy: RetryPolicy) -> float:
     """Exponential backoff with full jitter (attempt counts from 1)."""
     ceiling = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
@@ -238,6 +270,14 @@ class UpstreamClient:
         """Send, retrying 429/5xx/connection errors (honouring Retry-After); other 4xx are final."""
         return await self._send(method, url, (), kwargs)
 
+    async def submit(
+        self, method: str, url: str, allow: Collection[int] = (), **kwargs: Any
+    ) -> httpx.Response:
+        """Send a request that creates an upstream task: like `request_allowing`, but once the request
+        may have reached the upstream (it was sent and no answer came), it is not sent again — that
+        could create a second task — and `SubmitUncertain` is raised instead."""
+        return await self._send(method, url, allow, kwargs, creates=True)
+
     async def request_allowing(
         self, method: str, url: str, allow: Collection[int], **kwargs: Any
     ) -> httpx.Response:
@@ -247,7 +287,7 @@ class UpstreamClient:
         return await self._send(method, url, allow, kwargs)
 
     async def _send(
-        self, method: str, url: str, allow: Collection[int], kwargs: dict[str, Any]
+        self, method: str, url: str, allow: Collection[int], kwargs: dict[str, Any], *, creates: bool = False
     ) -> httpx.Response:
         policy = self.settings.retry
         for attempt in range(1, policy.max_attempts + 1):
@@ -257,6 +297,8 @@ class UpstreamClient:
                 response = await self.http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 self._observe(method, None, started)
+                if creates and not isinstance(exc, NOT_SENT):
+                    raise SubmitUncertain(f"no answer to the submit: {type(exc).__name__}") from exc
                 reason = f"could not reach upstream: {type(exc).__name__}"
                 if last:
                     raise UpstreamError(reason, retryable=True) from exc

@@ -30,6 +30,7 @@ from providers.base import (
     Queued,
     Sleep,
     Submitted,
+    Submitting,
     Succeeded,
     Task,
     Update,
@@ -47,6 +48,11 @@ MAX_SEED = 2**32 - 1
 # Polls that find the prompt neither in history nor in the queue before it counts as lost (a ComfyUI
 # restart forgets both); more than one, because it can finish between the two reads of one poll.
 LOST_AFTER = 3
+# The client id a job's prompts are queued with: derived from the job id, so that after a crash
+# between queueing and recording the prompt id, /queue and /history tell which prompt is the job's.
+CLIENT_ID_NAMESPACE = uuid.UUID("6f1d3a52-1c1e-4b8e-9a57-5d0c2f7e9b31")
+# How much of /history a recovery reads (newest first) looking for a job's prompt.
+RECOVERY_HISTORY_ITEMS = 500
 # The websocket's binary messages (ComfyUI's protocol.py BinaryEventTypes): a 4-byte big-endian type,
 # then for PREVIEW_IMAGE a 4-byte image format (1 JPEG, 2 PNG) and the image, and for
 # PREVIEW_IMAGE_WITH_METADATA a 4-byte length, that much JSON (`image_type`, `prompt_id` …) and the image.
@@ -83,6 +89,8 @@ class HistoryStatus(BaseModel):
 
 
 class HistoryEntry(BaseModel):
+    prompt: list[Any] = []
+    """`[number, prompt_id, prompt, extra_data, outputs_to_execute]`, as queued."""
     outputs: dict[str, NodeOutput] = {}
     status: HistoryStatus | None = None
 
@@ -103,6 +111,16 @@ class Message(BaseModel):
 
 
 # --- reading them ------------------------------------------------------------------------------
+
+
+def client_id_for(job_id: str) -> str:
+    return uuid.uuid5(CLIENT_ID_NAMESPACE, job_id).hex
+
+
+def _queued_by(item: list[Any], client_id: str) -> bool:
+    """Whether a queue item (or a history entry's `prompt`) was queued with this client id: ComfyUI
+    keeps the `client_id` of the POST in the item's `extra_data`."""
+    return len(item) > 3 and isinstance(item[3], dict) and item[3].get("client_id") == client_id
 
 
 def _listed(items: list[list[Any]], prompt_id: str) -> bool:
@@ -271,7 +289,10 @@ class ComfyUIProvider:
         return replace(task, prompt=apply_style_suffix(task.prompt, task.style_label), options=options)
 
     async def run(self, task: Task) -> AsyncIterator[Update]:
-        prompt = _Prompt.from_upstream_id(task.upstream_id) if task.upstream_id else _Prompt(uuid.uuid4().hex)
+        if task.upstream_id:
+            prompt = _Prompt.from_upstream_id(task.upstream_id)
+        else:
+            prompt = _Prompt(client_id_for(task.job_id))
         if self.websocket:
             async with aclosing(self._follow_websocket(task, prompt)) as updates:
                 async for update in updates:
@@ -279,6 +300,7 @@ class ComfyUIProvider:
                     if isinstance(update, Succeeded | Failed):
                         return
         if prompt.prompt_id is None:  # the websocket never opened: submit without it
+            yield Submitting()
             submitted = await self._submit(task, prompt)
             yield submitted
             if isinstance(submitted, Failed):
@@ -291,7 +313,7 @@ class ComfyUIProvider:
 
     async def _submit(self, task: Task, prompt: _Prompt) -> Submitted | Failed:
         body = {"prompt": self.workflow.for_task(task), "client_id": prompt.client_id}
-        response = await self.client.request_allowing("POST", "/prompt", (400,), json=body)
+        response = await self.client.submit("POST", "/prompt", (400,), json=body)
         if response.status_code == 400:
             return Failed(_rejection(response))
         accepted = parse(response, Accepted)
@@ -317,6 +339,7 @@ class ComfyUIProvider:
                     # First, as ComfyUI reads it: previews then come with their prompt id (type 4).
                     await ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
                     if prompt.prompt_id is None:
+                        yield Submitting()
                         submitted = await self._submit(task, prompt)
                         yield submitted
                         if isinstance(submitted, Failed):
@@ -460,6 +483,21 @@ class ComfyUIProvider:
         order = sorted(outputs, key=lambda node_id: node_id != self.workflow.output_node)
         files = [file for node_id in order for file in (*outputs[node_id].images, *outputs[node_id].gifs)]
         return next((file for file in files if file.type == "output"), files[0] if files else None)
+
+    async def find_submitted(self, task: Task) -> str | None:
+        """The job's prompt by the client id it was queued with: in /queue (waiting or running), else
+        in the newest part of /history (finished); None when ComfyUI holds neither."""
+        client_id = client_id_for(task.job_id)
+        queue = await self.client.get_json("/queue", QueueState)
+        for item in (*queue.queue_running, *queue.queue_pending):
+            if _queued_by(item, client_id):
+                return f"{item[1]}@{client_id}"
+        items = int(self.client.settings.extra.get("recovery_history_items", RECOVERY_HISTORY_ITEMS))
+        history = await self.client.get_json("/history", History, params={"max_items": items})
+        for prompt_id, entry in history.root.items():
+            if _queued_by(entry.prompt, client_id):
+                return f"{prompt_id}@{client_id}"
+        return None
 
     async def cancel(self, upstream_id: str) -> bool:
         prompt_id = upstream_id.partition("@")[0]

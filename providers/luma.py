@@ -18,6 +18,7 @@ from providers.base import (
     Queued,
     Sleep,
     Submitted,
+    Submitting,
     Succeeded,
     Task,
     Update,
@@ -110,7 +111,8 @@ class LumaProvider:
             generation_id = task.upstream_id
         else:
             path, body = self._submission(task)
-            generation_id = parse(await self.client.request("POST", path, json=body), Generation).id
+            yield Submitting()
+            generation_id = parse(await self.client.submit("POST", path, json=body), Generation).id
             yield Submitted(generation_id)
         estimate = ElapsedEstimate(task, self.client.settings, TYPICAL_SECONDS[endpoint])
         changes = Changes()

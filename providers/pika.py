@@ -19,6 +19,7 @@ from providers.base import (
     Queued,
     Sleep,
     Submitted,
+    Submitting,
     Succeeded,
     Task,
     Update,
@@ -123,7 +124,9 @@ class PikaProvider:
         if task.upstream_id:
             handle = self._stored_handle(task.upstream_id)
         else:
-            response = await self.client.request("POST", f"/{self._model_path(task)}", json=self._input(task))
+            body = self._input(task)
+            yield Submitting()
+            response = await self.client.submit("POST", f"/{self._model_path(task)}", json=body)
             handle = self._checked(parse(response, Handle))
             yield Submitted(handle.model_dump_json())
         estimate = ElapsedEstimate(task, self.client.settings, TYPICAL_SECONDS)

@@ -18,6 +18,7 @@ from providers.base import (
     Queued,
     Sleep,
     Submitted,
+    Submitting,
     Succeeded,
     Task,
     Update,
@@ -151,7 +152,8 @@ class RunwayProvider:
             task_id = task.upstream_id
         else:
             path, body = self._submission(task)
-            task_id = parse(await self.client.request("POST", path, json=body), Created).id
+            yield Submitting()
+            task_id = parse(await self.client.submit("POST", path, json=body), Created).id
             yield Submitted(task_id)
         changes = Changes()
         while True:

@@ -17,6 +17,7 @@ from providers.base import (
     Queued,
     Sleep,
     Submitted,
+    Submitting,
     Succeeded,
     Task,
     Update,
@@ -70,7 +71,8 @@ class SunoProvider:
                 "make_instrumental": bool(task.options.get("make_instrumental", False)),
                 "wait_audio": False,
             }
-            clips = parse(await self.client.request("POST", "/api/generate", json=body), Clips).root
+            yield Submitting()
+            clips = parse(await self.client.submit("POST", "/api/generate", json=body), Clips).root
             if not clips:
                 yield Failed("suno-api accepted the request but returned no clips")
                 return

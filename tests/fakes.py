@@ -14,6 +14,8 @@ from providers.base import (
     Queued,
     Sleep,
     Submitted,
+    Submitting,
+    SubmitUncertain,
     Succeeded,
     Task,
     Update,
@@ -34,14 +36,18 @@ def release(name: str = "default") -> None:
 
 class ScriptedProvider:
     """`fail` → Failed after progress; `unavailable` → UpstreamError; `hold` → waits for release();
+    `hang-submit` → the submit reaches the upstream and answers only at release("submit");
+    `no-answer` → the submit reaches the upstream and the answer is lost (SubmitUncertain);
     `slow-submit` → waits for release("submit") inside the submit; `chatty` → big Processing events
-    until release("chatty")."""
+    until release("chatty"); `result=<url>` → that URL is the result."""
 
     name = "scripted"
 
     def __init__(self, settings: ProviderSettings, *, sleep: Sleep | None = None) -> None:
         self.settings = settings
         self.cancelled: list[str] = []
+        self.submitted: list[str] = []
+        """The job ids the upstream received a submit for, one entry per submit."""
 
     def prepare(self, task: Task) -> Task:
         return task
@@ -49,6 +55,13 @@ class ScriptedProvider:
     async def run(self, task: Task) -> AsyncIterator[Update]:
         if "unavailable" in task.prompt:
             raise UpstreamError("upstream answered 503: overloaded", retryable=True, status=503)
+        if task.upstream_id is None:
+            yield Submitting()
+            self.submitted.append(task.job_id)
+            if "hang-submit" in task.prompt:  # until release("submit"), which most tests never give
+                await RELEASE.setdefault("submit", anyio.Event()).wait()
+            if "no-answer" in task.prompt:
+                raise SubmitUncertain("no answer to the submit: ReadTimeout")
         if "slow-submit" in task.prompt:
             ENTERED.setdefault("submit", anyio.Event()).set()
             await RELEASE.setdefault("submit", anyio.Event()).wait()
@@ -74,7 +87,10 @@ class ScriptedProvider:
         if "fail" in task.prompt:
             yield Failed("the upstream refused: content policy")
             return
-        yield Succeeded([f"https://cdn.example/{task.job_id}.wav"], "audio/wav")
+        url = f"https://cdn.example/{task.job_id}.wav"
+        if "result=" in task.prompt:
+            url = task.prompt.split("result=", 1)[1].split()[0]
+        yield Succeeded([url], "audio/wav")
 
     async def cancel(self, upstream_id: str) -> bool:
         self.cancelled.append(upstream_id)
@@ -82,3 +98,10 @@ class ScriptedProvider:
 
     async def aclose(self) -> None:
         pass
+
+
+class FindingProvider(ScriptedProvider):
+    """A scripted upstream that lists its tasks, as ComfyUI does: a lost submit is found again."""
+
+    async def find_submitted(self, task: Task) -> str | None:
+        return f"up-{task.job_id}" if task.job_id in self.submitted else None

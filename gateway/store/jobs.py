@@ -60,6 +60,13 @@ class Job(JobRequest):
     expires_at: str | None
     owner: str | None = None
     epoch: int = 0
+    submit_intent_at: str | None = None
+    """When the driver was about to send the job upstream (None: never, or not recorded then)."""
+
+    @property
+    def submit_uncertain(self) -> bool:
+        """Sent upstream (perhaps) but no upstream id recorded: a blind resubmit could render twice."""
+        return self.submit_intent_at is not None and not self.upstream_id
 
     @property
     def finished(self) -> bool:
@@ -126,6 +133,7 @@ def row_to_job(row: Row) -> Job:
         expires_at=row["expires_at"],
         owner=row["owner"],
         epoch=row["epoch"],
+        submit_intent_at=row["submit_intent_at"],
     )
 
 
@@ -287,6 +295,13 @@ async def record(
         return await events.store(tx, job_id, int(row[0]), event)
 
     return await db.write(work)
+
+
+async def record_submit_intent(db: Database, job_id: str, *, lease: Lease | None = None) -> None:
+    """Note, before the submit request leaves, that the job is being sent upstream: committed first,
+    so that recovery can tell a job that may be upstream from one that never was. Fenced like every
+    driver write (NotChanged when the job finished or another replica holds it)."""
+    await record(db, job_id, {"submit_intent_at": stamp()}, lease=lease)
 
 
 async def finish(

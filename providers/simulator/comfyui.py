@@ -223,6 +223,7 @@ class Handlers:
             number=number,
             cached=cached_nodes(workflow, previous if isinstance(previous, dict) else None),
         )
+        await self.sim.hold_answer(text)
         return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
     async def object_info(self, request: Request) -> Response:

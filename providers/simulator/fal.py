@@ -141,6 +141,7 @@ class Queue:
         await self.sim.store.remember(
             [request_id], PROTOCOL, now, app=app, endpoint=request.path_params["path"]
         )
+        await self.sim.hold_answer(prompt)
         answer: dict[str, Any] = {
             "status": "IN_QUEUE",
             "request_id": request_id,

@@ -109,6 +109,7 @@ class Generations:
         model = body.get("model", MODELS[kind][0])
         echoed = {**{k: v for k, v in body.items() if v is not None}, "generation_type": kind, "model": model}
         await self.sim.store.remember([task_id], PROTOCOL, now, model=model, request=echoed)
+        await self.sim.hold_answer(prompt)
         task = parse_task_id(task_id)
         assert task is not None
         return JSONResponse(generation(request, self.sim, task), status_code=201)

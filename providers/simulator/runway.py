@@ -96,6 +96,7 @@ class Tasks:
         task_id = new_task_id(now, flags)
         duration = int(body.get("duration", 5))
         await self.sim.store.remember([task_id], PROTOCOL, now, model=body["model"], duration=duration)
+        await self.sim.hold_answer(prompt)
         return JSONResponse({"id": task_id, "estimatedCost": {"credits": duration * CREDITS_PER_SECOND}})
 
     async def cancel_or_delete(self, task: TaskId) -> Response:

@@ -99,6 +99,7 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         ids = [new_task_id(now, flags_for(prompt)) for _ in range(2)]
         instrumental = body.get("make_instrumental") is True
         await sim.store.remember(ids, PROTOCOL, now, prompt=prompt, instrumental=instrumental)
+        await sim.hold_answer(prompt)
         tasks = [task for task in map(parse_task_id, ids) if task is not None]
         if body.get("wait_audio") is True:  # suno-api then answers once the audio streams
             await anyio.sleep(

@@ -52,6 +52,16 @@ def throttles_once(prompt: str) -> bool:
     return "sim:429" in prompt
 
 
+HANG_SECONDS = 120.0
+"""How long a `sim:hang` submit keeps its answer back (real seconds, whatever the speed)."""
+
+
+def hangs(prompt: str) -> bool:
+    """`sim:hang`: the task is created, but the submit's answer comes only after `HANG_SECONDS`, so
+    a caller can be killed between sending a submit and hearing its id (a crash-recovery fault point)."""
+    return "sim:hang" in prompt
+
+
 @dataclass(frozen=True)
 class TaskId:
     text: str

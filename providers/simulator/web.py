@@ -7,11 +7,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from providers.simulator.store import Store
-from providers.simulator.timeline import Clock, TaskId, parse_task_id, rejects, throttles_once
+from providers.simulator.timeline import (
+    HANG_SECONDS,
+    Clock,
+    TaskId,
+    hangs,
+    parse_task_id,
+    rejects,
+    throttles_once,
+)
 
 RETRY_AFTER = {"Retry-After": "1"}
 
@@ -33,6 +42,11 @@ class Simulator:
         if throttles_once(prompt) and self.store.first_submit(f"{protocol}\n{prompt}"):
             return answer(429, "Too many requests, retry later (sim:429)", RETRY_AFTER)
         return None
+
+    async def hold_answer(self, prompt: str) -> None:
+        """After a submit created its task: a `sim:hang` prompt keeps the answer back for a long while."""
+        if hangs(prompt):
+            await anyio.sleep(HANG_SECONDS)
 
     def find(self, protocol: str, text: str) -> TaskId | None:
         """The task behind an id of this protocol, or None: a malformed id, or another protocol's."""

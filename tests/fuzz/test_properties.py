@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from gateway import auth, callbacks
+from gateway.addresses import IPAddress
 from gateway.app import create_app
 from gateway.catalog import Catalog, GenerationRequest
 from gateway.errors import ApiError, InvalidRequest, RangeNotSatisfiable
@@ -158,7 +159,7 @@ def test_whole_numbers_are_bounded_ascii_digits(text: str | None) -> None:
 @example(url="http://[::1/h")
 @example(url="http://\udcff/h")
 def test_any_callback_url_is_accepted_or_400(url: str) -> None:
-    async def nowhere(host: str) -> list[str]:
+    async def nowhere(host: str) -> list[IPAddress]:
         return []
 
     try:

@@ -125,3 +125,10 @@ def test_every_error_event_code_is_documented() -> None:
     text = doc()
     missing = sorted(code for code in codes if f"`{code}`" not in text)
     assert not missing, f"Error event codes missing from docs/api.md: {missing}"
+
+
+async def test_every_error_event_code_is_in_the_spec(harness: Harness) -> None:
+    spec = (await harness.client.get("/openapi.json")).json()
+    described = spec["components"]["schemas"]["Event"]["properties"]["code"]["description"]
+    missing = sorted(code for code in failure_codes() if code not in described)
+    assert not missing, f"Error event codes missing from the Event schema of /openapi.json: {missing}"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from ipaddress import ip_address
 from pathlib import Path
 
 import httpx
 import pytest
 
+from gateway.addresses import IPAddress
 from gateway.app import create_app
 from gateway.errors import InvalidRequest
 from gateway.store.db import Database
@@ -31,8 +33,8 @@ NAMES = {
 }
 
 
-async def resolve(host: str) -> list[str]:
-    return NAMES.get(host, [])
+async def resolve(host: str) -> list[IPAddress]:
+    return [ip_address(text) for text in NAMES.get(host, [])]
 
 
 @pytest.mark.parametrize(
@@ -116,8 +118,8 @@ async def deliveries(tmp_path: Path, answers: list[list[str]], url: str) -> tupl
     await db.open()
     recorder = Recorder()
 
-    async def turning(host: str) -> list[str]:
-        return answers.pop(0) if answers else []
+    async def turning(host: str) -> list[IPAddress]:
+        return [ip_address(text) for text in answers.pop(0)] if answers else []
 
     hooks = Webhooks(
         db,

@@ -169,7 +169,7 @@ async def test_file_url_folder_is_shared_by_replicas(tmp_path: Path, upstream: s
     async with running(first) as (app, client), running(second) as (_, other):
         job_id = await new_job(app, client)
         urls, content_type = await results(app).mirror(
-            job_id, [f"{upstream}/out.wav"], int(time.time()) + 600
+            job_id, [f"{upstream}/out.wav"], int(time.time()) + 600, trusted=[upstream]
         )
         assert content_type == "audio/wav"
         assert (volume / job_id / "result-1.wav").read_bytes() == WAV
@@ -198,7 +198,7 @@ async def test_s3_mirror_redirect_range_and_sweep(
         store = results(app)
         job_id = await new_job(app, client)
         expires = int(time.time()) + 600
-        urls, content_type = await store.mirror(job_id, [f"{upstream}/out.wav"], expires)
+        urls, content_type = await store.mirror(job_id, [f"{upstream}/out.wav"], expires, trusted=[upstream])
         assert content_type == "audio/wav"
         url = local(urls[0])
         assert url.startswith(f"/files/{job_id}/result-1.wav?expires={expires}&signature=")
@@ -261,9 +261,9 @@ async def test_s3_rejected_download_stores_nothing(tmp_path: Path, s3_bucket: st
     async with running(settings) as (app, _):
         store = results(app)
         with pytest.raises(MirrorError, match="not audio, video or image"):
-            await store.mirror("job_x", [f"{upstream}/page.html"], int(time.time()) + 60)
+            await store.mirror("job_x", [f"{upstream}/page.html"], int(time.time()) + 60, trusted=[upstream])
         with pytest.raises(MirrorError, match="larger than 100 bytes"):
-            await store.mirror("job_x", [f"{upstream}/out.wav"], int(time.time()) + 60)
+            await store.mirror("job_x", [f"{upstream}/out.wav"], int(time.time()) + 60, trusted=[upstream])
         assert s3_client().list_objects_v2(Bucket=s3_bucket)["KeyCount"] == 0
         assert list((settings.data_dir / "staging").iterdir()) == []
         assert not await store.storage.exists("job_x", "result-1.wav")
@@ -278,13 +278,18 @@ async def test_s3_failures_fail_the_mirror_and_leave_no_orphans(
         # The first output is stored, the second is refused: the job fails, so the first goes too.
         with pytest.raises(MirrorError, match="not audio"):
             await store.mirror(
-                "job_y", [f"{upstream}/out.wav", f"{upstream}/page.html"], int(time.time()) + 60
+                "job_y",
+                [f"{upstream}/out.wav", f"{upstream}/page.html"],
+                int(time.time()) + 60,
+                trusted=[upstream],
             )
         assert s3_client().list_objects_v2(Bucket=s3_bucket)["KeyCount"] == 0
     missing = make_settings(tmp_path, storage_url="s3://no-such-bucket-here/p")
     async with running(missing) as (app, _):
         with pytest.raises(MirrorError, match="storing the result failed"):
-            await results(app).mirror("job_z", [f"{upstream}/out.wav"], int(time.time()) + 60)
+            await results(app).mirror(
+                "job_z", [f"{upstream}/out.wav"], int(time.time()) + 60, trusted=[upstream]
+            )
         assert list((missing.data_dir / "staging").iterdir()) == []
 
 

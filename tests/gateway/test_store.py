@@ -218,6 +218,26 @@ async def test_a_lapsed_lease_is_taken_over_and_the_old_driver_is_fenced_off(db:
     assert await ledger.balance(db, key_id) == 90
 
 
+async def test_a_submit_intent_is_fenced_and_survives_a_take_over(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    now = time.time()
+    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 2)
+    assert not job.submit_uncertain
+    await jobs.record_submit_intent(db, job.id, lease=job.lease)
+    taken = await leases.claim_lapsed(db, "b", now=now + 5, until=now + 15)
+    assert len(taken) == 1 and taken[0].submit_intent_at is not None and taken[0].submit_uncertain
+    with pytest.raises(NotChanged):  # "a" woke up: it may not note an intent for a job it lost
+        await jobs.record_submit_intent(db, job.id, lease=job.lease)
+    await jobs.record(db, job.id, {"upstream_id": "up-1"}, lease=taken[0].lease)
+    found = await jobs.get(db, job.id)
+    assert found is not None and not found.submit_uncertain
+    assert await jobs.finish(
+        db, job.id, "completed", {}, {"status": "Completed"}, refund=False, lease=taken[0].lease
+    )
+    with pytest.raises(NotChanged):  # finished: nothing more
+        await jobs.record_submit_intent(db, job.id, lease=taken[0].lease)
+
+
 async def test_replicas_claiming_at_once_never_share_a_job(db: Database) -> None:
     key_id = await funded_key(db, 1000)
     for _ in range(30):

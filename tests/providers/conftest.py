@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pytest_httpx import HTTPXMock
 
-from providers.base import Provider, ProviderSettings, RetryPolicy, Task, Update, UpstreamError
+from providers.base import Provider, ProviderSettings, RetryPolicy, Submitting, Task, Update, UpstreamError
 
 MAX_ATTEMPTS = 3
 POLL_INTERVAL = 10.0
@@ -68,10 +68,11 @@ def task(
     )
 
 
-async def drain(provider: Provider, job: Task) -> list[Update]:
-    """Every update of one run, the way the runner reads them."""
+async def drain(provider: Provider, job: Task, *, intents: bool = False) -> list[Update]:
+    """Every update of one run, the way the runner reads them; the `Submitting` marker before each
+    submit only when `intents` (tests/providers/test_submits.py checks it on every adapter)."""
     async with aclosing(provider.run(job)) as updates:
-        return [update async for update in updates]
+        return [update async for update in updates if intents or not isinstance(update, Submitting)]
 
 
 def rate_limited(httpx_mock: HTTPXMock, method: str, url: str, **answer: Any) -> None:

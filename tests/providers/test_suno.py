@@ -16,6 +16,7 @@ from providers.base import (
     Queued,
     RetryPolicy,
     Submitted,
+    Submitting,
     Succeeded,
     Task,
     UpstreamError,
@@ -49,7 +50,7 @@ def task(upstream_id: str | None = None) -> Task:
 
 
 async def collect(adapter: SunoProvider, t: Task) -> list[Any]:
-    return [update async for update in adapter.run(t)]
+    return [update async for update in adapter.run(t) if not isinstance(update, Submitting)]
 
 
 async def test_two_clips_to_complete_with_the_contract_order(httpx_mock: HTTPXMock) -> None:

@@ -270,3 +270,22 @@ async def test_a_client_that_takes_preview_metadata_gets_previews_with_their_pro
         metadata = json.loads(frame[8 : 8 + length])
         assert kind == 4 and metadata["prompt_id"] == pid and metadata["image_type"] == "image/png"
         assert frame[8 + length :].startswith(b"\x89PNG")
+
+
+async def test_sim_hang_queues_the_prompt_and_keeps_the_answer_back(sim: Sim) -> None:
+    answers: list[httpx.Response] = []
+
+    async def submit() -> None:
+        answers.append(await queue_prompt(sim.client, "a lighthouse sim:hang", client_id="job-marker"))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(submit)
+        listed: list[list[Any]] = []
+        with anyio.fail_after(10):
+            while not listed:
+                await anyio.sleep(0.01)
+                state = await queue(sim)
+                listed = state["queue_pending"] + state["queue_running"]
+        assert listed[0][3] == {"client_id": "job-marker"}  # found by the client id it was sent with
+        assert answers == []  # queued upstream, and the caller has not heard its id
+        group.cancel_scope.cancel()
