@@ -423,9 +423,9 @@ class Runner:
 
     async def _fail(self, job: Job, message: str, code: str) -> None:
         event = {"status": "Error", "job_id": job.id, "message": message, "code": code, "refunded": True}
-        await self._finish(job, "failed", {"error": message, "error_code": code}, event, refund=True)
-        if self.previews.forget(job.id):
+        if self.previews.forget(job.id):  # gone before the Error event says the job ended
             await self._discard_previews(job.id)
+        await self._finish(job, "failed", {"error": message, "error_code": code}, event, refund=True)
 
     async def _discard_previews(self, job_id: str) -> None:
         """A job that ends without results keeps no preview either (only completed jobs are swept)."""

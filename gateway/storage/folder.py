@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import mimetypes
 import os
 import shutil
 import stat
@@ -15,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import NotFound
 from gateway.storage.http import check_range
+
+PREVIEW_PREFIX = "preview."  # gateway/previews.py names a job's latest frame preview.png or .jpg
 
 
 class ResultFile(FileResponse):
@@ -72,6 +75,15 @@ class FolderStorage:
 
     async def serve(self, request: Request, job_id: str, name: str, expires: int) -> Response:
         path = self.path(job_id, name)
+        if name.startswith(PREVIEW_PREFIX):
+            # A live preview is replaced every few seconds and removed when its job fails: read whole
+            # (it is small), so its length and its bytes come from the same file.
+            try:
+                data = await anyio.Path(path).read_bytes()
+            except OSError:
+                raise NotFound("No preview (the job has none, or it ended without results).") from None
+            media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
         try:
             info = await anyio.Path(path).stat()
         except OSError:
@@ -79,8 +91,12 @@ class FolderStorage:
         if info is None or not stat.S_ISREG(info.st_mode):
             raise NotFound("No such result (it may have been deleted after its retention period).")
         verdict = check_range(request.headers.get("range"), info.st_size)
-        return ResultFile(
-            path, filename=name, content_disposition_type="inline", ignore_range=verdict == "ignore"
+        return ResultFile(  # stat once: a file removed meanwhile is not a 500 from a second stat
+            path,
+            filename=name,
+            content_disposition_type="inline",
+            ignore_range=verdict == "ignore",
+            stat_result=info,
         )
 
     async def delete(self, job_id: str) -> None:
