@@ -32,7 +32,18 @@ from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCo
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
 from gateway.registry import Registry
-from gateway.routes import account, admin, files, generate, generations, health, playground
+from gateway.routes import (
+    account,
+    admin,
+    console,
+    files,
+    generate,
+    generations,
+    health,
+    playground,
+    providers,
+    usage,
+)
 from gateway.runner import Runner
 from gateway.settings import Settings
 from gateway.sharedcapacity import SharedGate
@@ -76,6 +87,7 @@ def create_app(
             observer=metrics.observe_upstream,
             gate=(lambda name, limit: SharedGate(db, name, limit)) if db.shared else None,
         )
+        metrics.watch_circuits(registry.states)
         results = ResultStore.from_settings(settings)
         runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job], drain=drain)
         metrics.instance.labels(
@@ -175,6 +187,9 @@ def create_app(
             *generations.routes,
             *account.routes,
             *admin.routes,
+            *usage.routes,
+            *providers.routes,
+            *console.routes,
             *files.routes,
             *playground.routes,
         ],

@@ -20,6 +20,10 @@ class Gate(Protocol):
 
     def slot(self, job: Job, on_position: OnPosition) -> AbstractAsyncContextManager[None]: ...
 
+    async def occupancy(self) -> tuple[int, int]:
+        """Jobs holding a slot now, and jobs waiting for one (the operators' view)."""
+        ...
+
 
 class CapacityGate:
     """The in-process engine: a FIFO semaphore that tells each waiter its place in the queue when it changes.
@@ -37,6 +41,9 @@ class CapacityGate:
     @property
     def queued(self) -> int:
         return len(self._waiting)
+
+    async def occupancy(self) -> tuple[int, int]:
+        return self.in_flight, self.queued
 
     @asynccontextmanager
     async def slot(self, job: Job, on_position: OnPosition) -> AsyncIterator[None]:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -16,11 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.store.db import parse_iso
 from gateway.store.jobs import Job
+from gateway.upstream_health import RecentCalls
 
 access_log = logging.getLogger("gateway.access")
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+CIRCUIT_STATES = ("closed", "half_open", "open", "unconfigured")
 
 
 class Metrics:
@@ -84,7 +87,22 @@ class Metrics:
             registry=r,
         )
 
+        self.circuit_state = Gauge(
+            "gateway_provider_circuit_state",
+            "Each provider's circuit on this replica: 1 for the state it is in, 0 for the others",
+            ["provider", "state"],
+            registry=r,
+        )
+        self.recent = RecentCalls()
+
+    def watch_circuits(self, states: Callable[[], dict[str, str]]) -> None:
+        """Read each provider's circuit state at every scrape."""
+        for provider in states():
+            for state in CIRCUIT_STATES:
+                self.circuit_state.labels(provider, state).set_function(_in_state(states, provider, state))
+
     def observe_upstream(self, provider: str, method: str, status: int | None, seconds: float) -> None:
+        self.recent.observe(provider, status, seconds)
         self.upstream_latency.labels(provider, method).observe(seconds)
         if status is None:
             self.upstream_errors.labels(provider, "connection").inc()
@@ -114,6 +132,10 @@ def asyncio_task_count() -> float:
         return float(len(asyncio.all_tasks()))
     except RuntimeError:
         return 0.0
+
+
+def _in_state(states: Callable[[], dict[str, str]], provider: str, state: str) -> Callable[[], float]:
+    return lambda: 1.0 if states().get(provider) == state else 0.0
 
 
 def route_template(scope: Scope) -> str:

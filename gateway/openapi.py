@@ -317,6 +317,83 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/admin/usage": {
+        "get": {
+            "summary": "Tokens and jobs per day, model, key or provider",
+            "security": ADMIN,
+            "parameters": [
+                {
+                    "name": "from",
+                    "in": "query",
+                    "description": "the first day: a date or an ISO-8601 time (its day); default 30 days before `to`",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "to",
+                    "in": "query",
+                    "description": "the last day, included: a date or an ISO-8601 time (midnight excludes its day); default today",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "group_by",
+                    "in": "query",
+                    "description": "day, model, key or provider, or several joined by commas (day,model)",
+                    "schema": {"type": "string", "default": "day"},
+                },
+            ],
+            "responses": {**ok("Usage", ref("Usage")), **errors("400", "401", "403", "404")},
+        }
+    },
+    "/admin/jobs": {
+        "get": {
+            "summary": "Live and recent jobs of every key, newest first",
+            "security": ADMIN,
+            "parameters": [
+                *PAGING,
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {
+                        "enum": ["running", "queued", "processing", "completed", "failed", "canceled"]
+                    },
+                },
+                {"name": "provider", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "key",
+                    "in": "query",
+                    "description": "a key id (key_…)",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {**ok("A page of jobs", ref("AdminJobPage")), **errors("400", "401", "403", "404")},
+        }
+    },
+    "/admin/providers": {
+        "get": {
+            "summary": "Each provider's health",
+            "security": ADMIN,
+            "responses": {
+                **ok(
+                    "Providers",
+                    {
+                        "type": "object",
+                        "properties": {"providers": {"type": "array", "items": ref("ProviderHealth")}},
+                    },
+                ),
+                **errors("401", "403", "404"),
+            },
+        }
+    },
+    "/admin": {
+        "get": {
+            "summary": "The operator console (its data comes from the admin API, with the admin token)",
+            "security": NO_AUTH,
+            "responses": {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                "404": error("not_found (no admin token is configured)"),
+            },
+        }
+    },
     "/healthz": {
         "get": {
             "operationId": "health",

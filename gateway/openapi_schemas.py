@@ -228,4 +228,83 @@ SCHEMAS: dict[str, Any] = {
         "required": ["tokens"],
         "properties": {"tokens": {"type": "integer"}, "note": {"type": "string"}},
     },
+    "UsageGroup": {
+        "type": "object",
+        "description": "One group: the dimensions asked for in group_by (day, model, key, provider), then the figures",
+        "properties": {
+            "day": {"type": "string", "format": "date"},
+            "model": NULLABLE_STR,
+            "key": {"type": "string"},
+            "provider": NULLABLE_STR,
+            "tokens_debited": {"type": "integer"},
+            "tokens_refunded": {"type": "integer"},
+            "tokens_settled": {"type": "integer"},
+            "tokens_net": {"type": "integer"},
+            "jobs": {
+                "type": "object",
+                "properties": {
+                    "completed": {"type": "integer"},
+                    "failed": {"type": "integer"},
+                    "canceled": {"type": "integer"},
+                },
+            },
+            "duration_mean_seconds": {"type": ["number", "null"]},
+            "duration_p95_seconds": {"type": ["number", "null"]},
+        },
+    },
+    "Usage": {
+        "type": "object",
+        "required": ["from", "to", "group_by", "groups", "totals"],
+        "properties": {
+            "from": {"type": "string", "format": "date-time"},
+            "to": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "array", "items": {"enum": ["day", "model", "key", "provider"]}},
+            "groups": {"type": "array", "items": ref("UsageGroup")},
+            "totals": ref("UsageGroup"),
+        },
+    },
+    "AdminJob": {
+        "allOf": [
+            ref("Job"),
+            {
+                "type": "object",
+                "properties": {
+                    "key_id": {"type": "string"},
+                    "provider": {"type": "string"},
+                    "upstream_id": NULLABLE_STR,
+                    "driven_by": NULLABLE_STR,
+                },
+            },
+        ]
+    },
+    "AdminJobPage": {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": ref("AdminJob")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "ProviderHealth": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "configured": {"type": "boolean"},
+            "state": {"enum": ["closed", "half_open", "open", "unconfigured"]},
+            "reason": NULLABLE_STR,
+            "retry_after": NULLABLE_INT,
+            "in_flight": {"type": "integer"},
+            "cap": {"type": "integer"},
+            "queued": {"type": "integer"},
+            "models": {"type": "array", "items": {"type": "string"}},
+            "window_seconds": {"type": "number"},
+            "requests": {"type": "integer"},
+            "errors": {"type": "integer"},
+            "error_rate": {"type": ["number", "null"]},
+            "latency_p50_ms": {"type": ["number", "null"]},
+            "latency_p95_ms": {"type": ["number", "null"]},
+        },
+    },
 }

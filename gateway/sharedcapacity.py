@@ -55,6 +55,9 @@ class SharedGate:
             await anyio.sleep(self.poll_seconds * min(position or 1, 10))
         yield
 
+    async def occupancy(self) -> tuple[int, int]:
+        return await shared.slots_in_use(self.db, self.provider)
+
     async def _take(self, job: Job) -> int | None:
         """0 once the job holds a slot, else its place (None: unknown). A store error means asking
         again, not failing the job: a burst of takers can keep the pool busy past its timeout."""

@@ -46,6 +46,17 @@ async def take_slot(db: Database, job_id: str, epoch: int, provider: str, limit:
     return await db.write(work)
 
 
+async def slots_in_use(db: Database, provider: str) -> tuple[int, int]:
+    """A provider's unfinished jobs holding a slot, and those waiting for one, over every replica."""
+    row = await db.fetchone(
+        "SELECT COALESCE(SUM(has_slot), 0), COUNT(*) FROM jobs"
+        " WHERE provider = ? AND status IN ('queued', 'processing')",
+        (provider,),
+    )
+    holding, unfinished = (int(row[0]), int(row[1])) if row else (0, 0)
+    return holding, unfinished - holding
+
+
 async def count_request(db: Database, key_id: str, window_start: int) -> int:
     """Count one request in a key's rate window; the window's count, this one included."""
 

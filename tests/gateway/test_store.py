@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -24,20 +23,6 @@ from gateway.store.sqlite import SqliteDatabase
 pytestmark = pytest.mark.anyio
 
 INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    engine: Database
-    if request.param == "sqlite":
-        engine = SqliteDatabase(tmp_path / "g.sqlite3")
-    else:
-        engine = PostgresDatabase(request.getfixturevalue("postgres_url"))
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
 
 
 def new_job(key_id: str, cost: int = 10) -> NewJob:
