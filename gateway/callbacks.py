@@ -20,6 +20,8 @@ def normalised_host(raw: str) -> str:
         raise InvalidRequest(
             "`callback_url` has a host name that is not valid.", field="callback_url"
         ) from exc
+    if not ascii_host.isprintable() or " " in ascii_host:
+        raise InvalidRequest("`callback_url` has a host name that is not valid.", field="callback_url")
     return ascii_host.lower().rstrip(".")
 
 

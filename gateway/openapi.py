@@ -258,7 +258,7 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True, "content": json_content(ref("KeyRequest"))},
             "responses": {
                 "201": {"description": "The key", "content": json_content(ref("Key")), "links": KEY_LINKS},
-                **errors("400", "401", "403", "404"),
+                **errors("400", "401", "403", "404", "413", "415"),
             },
         },
         "get": {
@@ -288,7 +288,7 @@ PATHS: dict[str, Any] = {
             "security": ADMIN,
             "parameters": [KEY_ID],
             "requestBody": {"content": json_content(ref("KeyRequest"))},
-            "responses": {**ok("The key", ref("Key")), **errors("400", "401", "403", "404")},
+            "responses": {**ok("The key", ref("Key")), **errors("400", "401", "403", "404", "413", "415")},
         },
         "delete": {
             "operationId": "revokeKey",
@@ -313,7 +313,7 @@ PATHS: dict[str, Any] = {
                         "properties": {"id": {"type": "string"}, "token_balance": {"type": "integer"}},
                     },
                 ),
-                **errors("400", "401", "403", "404"),
+                **errors("400", "401", "403", "404", "413", "415"),
             },
         }
     },
@@ -365,7 +365,10 @@ PATHS: dict[str, Any] = {
                     "schema": {"type": "string"},
                 },
             ],
-            "responses": {**ok("A page of jobs", ref("AdminJobPage")), **errors("400", "401", "403", "404")},
+            "responses": {
+                **ok("A page of jobs", ref("AdminJobPage")),
+                **errors("400", "401", "403", "404"),
+            },
         }
     },
     "/admin/providers": {
