@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from gateway import housekeeping, store
+from gateway.callbacks import Resolve, system_resolve
 from gateway.capacity import Gate
 from gateway.catalog import Catalog
 from gateway.cors import CrossOriginReads
@@ -23,9 +24,11 @@ from gateway.events import EventBus, EventHub
 from gateway.files import ResultStore
 from gateway.jobs import Services, job_object
 from gateway.keycache import KeyCache
+from gateway.keystreams import RevokedKeyStreams
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.openapi import openapi_endpoint
 from gateway.openstreams import OpenStreams
+from gateway.rateheaders import RateHeadersEverywhere
 from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCounter
 from gateway.redisbus import RedisBus
 from gateway.redislimit import RedisCounter
@@ -59,7 +62,10 @@ log = logging.getLogger("gateway")
 SHARED_POLL_SECONDS = 2.0
 
 
-def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, upstream_sleep: Sleep | None = None, resolve: Resolve | None = None
+) -> Starlette:
+    """The gateway; `resolve` replaces the system resolver for callback hosts (tests name their own)."""
     settings = settings or Settings()
     metrics = Metrics()
     # Made before the lifespan runs: the server's signal handler begins the drain (see cli.py).
@@ -101,8 +107,10 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             stream_secret=settings.secret("stream_token_secret"),
             metrics=metrics,
             keys=KeyCache(db, bus),
+            key_streams=RevokedKeyStreams(db, streams),
             drain=drain,
             streams=streams,
+            resolve=resolve or system_resolve,
         )
         webhooks = Webhooks(
             db,
@@ -112,13 +120,16 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             instance_id=settings.instance_id,
             max_attempts=settings.webhook_max_attempts,
             base_delay=settings.webhook_backoff_seconds,
+            resolve=svc.resolve,
         )
+        svc.keys.on_changed(svc.key_streams.key_changed)
         app.state.services = svc
         limiter = RateLimiter(settings.default_rate_limit_per_minute, window_counter(settings, db))
         app.state.limiter = limiter
         try:
             async with anyio.create_task_group() as tg:
                 runner.attach(tg)
+                svc.key_streams.attach(tg)
                 tg.start_soon(bus.serve)
 
                 async def deliver(job: job_store.Job) -> None:
@@ -182,7 +193,11 @@ def create_app(settings: Settings | None = None, *, upstream_sleep: Sleep | None
             *files.routes,
             *playground.routes,
         ],
-        middleware=[Middleware(AccessLog), Middleware(CrossOriginReads, origins=settings.cors_origins)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(RateHeadersEverywhere),
+            Middleware(CrossOriginReads, origins=settings.cors_origins),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

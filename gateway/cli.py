@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import anyio
 import uvicorn
 
-from gateway import auth, cli_client, serving, store
+from gateway import auth, cli_client, preflight, serving, store
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import keys, ledger
@@ -89,6 +89,7 @@ def _env_overrides(provider: str) -> set[str]:
 
 
 async def _serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
+    await preflight.check(settings)
     await serving.serve(create_app(settings), settings, host, port, log_level)
 
 
@@ -103,6 +104,7 @@ async def _demo(
     """The gateway on the simulator: one started in this process, or a running one at `simulator_url`."""
     if simulator_url:  # a shared `gateway simulator`: several demo replicas use the same upstream state
         settings = demo_settings(host, port, simulator_url)
+        await preflight.check(settings)
         plain = await _create_demo_key(settings)
         print(_demo_banner(settings, plain, simulator_url), flush=True)
         await _serve(settings, host, port, log_level)
@@ -114,6 +116,7 @@ async def _demo(
         sys.exit(f"the simulator's port {simulator_port} is taken; pass --simulator-port or --simulator-url")
     simulator_url = f"{'https' if tls_simulator else 'http'}://127.0.0.1:{simulator_port}"
     settings = demo_settings(host, port, simulator_url)
+    await preflight.check(settings)  # before the simulator starts: a failure is one line, not a task group's
     state_dir = settings.data_dir / "simulator"
     certificate = _certificate(state_dir, "127.0.0.1") if tls_simulator else None
     if certificate is not None:  # the gateway's own upstream clients trust it the way any client does
@@ -379,6 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     level = getattr(logging, getattr(args, "log_level", "info").upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        preflight.check_config_file()
         if args.command == "serve":
             anyio.run(_serve, _settings_for(args.host, args.port), args.host, args.port, args.log_level)
         elif args.command == "demo":
@@ -404,6 +408,10 @@ def main(argv: list[str] | None = None) -> None:
             anyio.run(KEY_COMMANDS[args.keys_command], Settings(), args)
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        if (line := preflight.explain(exc)) is None:
+            raise
+        sys.exit(f"gateway: {line}")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,19 @@ class Event:
 
     @cached_property
     def encoded(self) -> str:
-        """The event's JSON, made once: the log stores it and every stream sends it."""
-        return json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        """The event's JSON, made once: the log stores it and every stream sends it.
+
+        Kept readable (not ASCII-escaped) unless the data holds a lone UTF-16 surrogate, which an
+        upstream's JSON may carry escaped and no UTF-8 text can hold: then escaped, or the log and the
+        stream would fail on it.
+        """
+        text = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                return json.dumps(self.data, separators=(",", ":"))
+        return text
 
     def json(self) -> str:
         return self.encoded

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import auth
-from gateway.catalog import Catalog, validate_options
+from gateway.callbacks import Resolve, system_resolve
+from gateway.catalog import Catalog, GenerationRequest, validate_options
 from gateway.drain import Drain
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventBus
 from gateway.files import ResultStore
 from gateway.keycache import KeyCache
+from gateway.keystreams import RevokedKeyStreams
 from gateway.metrics import Metrics
 from gateway.openstreams import OpenStreams
 from gateway.registry import Registry, Upstream
@@ -43,8 +45,11 @@ class Services:
     stream_secret: bytes
     metrics: Metrics
     keys: KeyCache
+    key_streams: RevokedKeyStreams
     drain: Drain
     streams: OpenStreams
+    resolve: Resolve = system_resolve
+    """How callback hosts are resolved (tests inject their own names)."""
 
 
 def body_hash(body: Any) -> str:
@@ -65,13 +70,9 @@ async def create_job(
     `before_start` sees a new job after its first event and before its driver can record another.
     """
     svc.drain.refuse_creates()
-    request = svc.catalog.validate(body)
-    if key.models is not None and request.model not in key.models:
-        raise ModelNotAllowed(f"This key may not use model {request.model!r}.", model=request.model)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidRequest("The Idempotency-Key header must be 1 to 255 characters.")
-    if request.callback_url:
-        check_callback_url(request.callback_url, allow_private=svc.settings.allow_private_callbacks)
+    request = await validate_request(svc, key, body)
     route = svc.registry.route(request.model)
     options = request.options
     if route.model != request.model:
@@ -135,6 +136,19 @@ def submit_price(
     if upstream is not None and (held := hold(config, options, reported(upstream.adapter))) is not None:
         return held, True
     return svc.catalog.price(model_id, options), False
+
+
+async def validate_request(svc: Services, key: ApiKey, body: Any) -> GenerationRequest:
+    """Everything a create checks before pricing, and a quote checks the same: the body, the key's
+    model allow-list, and where a `callback_url` points (its host resolved now)."""
+    request = svc.catalog.validate(body)
+    if key.models is not None and request.model not in key.models:
+        raise ModelNotAllowed(f"This key may not use model {request.model!r}.", model=request.model)
+    if request.callback_url:
+        await check_callback_url(
+            request.callback_url, allow_private=svc.settings.allow_private_callbacks, resolve=svc.resolve
+        )
+    return request
 
 
 def _options_for_fallback(catalog: Catalog, model_id: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,12 @@ class KeyCache:
         self.clock = clock
         self._by_hash: dict[str, tuple[ApiKey, float]] = {}
         self._hash_of: dict[str, str] = {}
+        self._listeners: list[Callable[[str], None]] = []
         bus.on_key_changed(self.forget)
+
+    def on_changed(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(key_id)` whenever a key changes, here or on another replica."""
+        self._listeners.append(callback)
 
     async def find_active(self, key_hash: str) -> ApiKey | None:
         found = self._by_hash.get(key_hash)
@@ -57,6 +62,8 @@ class KeyCache:
         key_hash = self._hash_of.pop(key_id, None)
         if key_hash is not None:
             self._by_hash.pop(key_hash, None)
+        for callback in self._listeners:
+            callback(key_id)
 
     async def changed(self, key_id: str) -> None:
         """A key was revoked, updated or credited here: forget it, and tell the other replicas."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -51,7 +52,8 @@ class Metrics:
         self.streams_ended = Counter(
             "gateway_streams_ended_total",
             "Event streams the gateway ended before their job did, by reason",
-            ["reason"],  # "stalled": the client read nothing within the send timeout; "draining": SIGTERM
+            # "stalled": the client read nothing within the send timeout; "draining": SIGTERM; "revoked": its key
+            ["reason"],
             registry=r,
         )
         self.instance = Gauge(
@@ -61,6 +63,12 @@ class Metrics:
             registry=r,
         )
         self.jobs_driven = Gauge("gateway_jobs_driven", "Unfinished jobs this replica drives now", registry=r)
+        self.asyncio_tasks = Gauge(
+            "gateway_asyncio_tasks",
+            "asyncio tasks alive in this process (a leak shows as growth)",
+            registry=r,
+        )
+        self.asyncio_tasks.set_function(asyncio_task_count)
         self.tokens_debited = Counter("gateway_tokens_debited_total", "Tokens debited for jobs", registry=r)
         self.tokens_refunded = Counter(
             "gateway_tokens_refunded_total", "Tokens refunded for jobs", registry=r
@@ -123,6 +131,14 @@ class Metrics:
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def asyncio_task_count() -> float:
+    """Read at scrape time, on the event loop; 0 elsewhere (no loop runs in that thread)."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return 0.0
 
 
 def _in_state(states: Callable[[], dict[str, str]], provider: str, state: str) -> Callable[[], float]:

@@ -88,6 +88,12 @@ class OpenStreams:
         else:
             del self._by_key[slot.key_id]
 
+    def end_key(self, key_id: str) -> None:
+        """End the open streams of one key (it was revoked): each closes as if its events had run out."""
+        for slot in list(self._slots):
+            if slot.key_id == key_id:
+                slot.scope.cancel()
+
     def end_all(self) -> None:
         """End every open stream (the drain): each closes with a `retry:` hint, and its client resumes."""
         for slot in list(self._slots):
@@ -152,6 +158,10 @@ class ManagedStream:
         if not complete and response.active and streams.drain.draining:  # neither finished nor left: drained
             streams.metrics.streams_ended.labels("draining").inc()
             await self._farewell(send, started)
+        elif started and not complete and self.slot.scope.cancel_called:  # its key was revoked
+            streams.metrics.streams_ended.labels("revoked").inc()
+            with anyio.move_on_after(FAREWELL_SECONDS):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _farewell(self, send: Send, started: bool) -> None:
         with anyio.move_on_after(FAREWELL_SECONDS):

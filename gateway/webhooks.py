@@ -9,12 +9,12 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
-from gateway.addresses import internal, internal_host, literal_address, local_name
+from gateway import callbacks
+from gateway.callbacks import Resolve, Target, system_resolve
 from gateway.errors import InvalidRequest
 from gateway.parsing import whole_number
 from gateway.store import webhooks as delivery_store
@@ -24,27 +24,18 @@ from gateway.store.jobs import Job
 log = logging.getLogger("gateway.webhooks")
 
 
-def check_callback_url(url: str, *, allow_private: bool) -> None:
-    """http(s) only; loopback and private addresses refused unless the operator allows them."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port out of range
-    except ValueError as exc:
-        raise InvalidRequest(f"`callback_url` is not a valid URL: {exc}.", field="callback_url") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("`callback_url` must be an absolute http(s) URL.", field="callback_url")
-    if allow_private:
-        return
-    host = parts.hostname.lower()
-    if local_name(host):
-        raise InvalidRequest("`callback_url` may not point at a local host.", field="callback_url")
-    address = literal_address(host)
-    if address is None:
-        return  # a name: resolved and checked again at delivery time
-    if internal(address):
-        raise InvalidRequest(
-            "`callback_url` may not point at a loopback or private address.", field="callback_url"
-        )
+async def check_callback_url(url: str, *, allow_private: bool, resolve: Resolve = system_resolve) -> None:
+    """400 unless the URL is http(s) to a public address (a host name is resolved and checked now)."""
+    await callbacks.check(url, allow_private=allow_private, resolve=resolve)
+
+
+def pinned(target: Target) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The request aimed at the address just checked, not at whatever the name resolves to a moment
+    later (DNS rebinding): the URL with that address, the Host header, and the TLS server name."""
+    original = httpx.URL(target.url)
+    url = original.copy_with(host=target.addresses[0].split("%")[0])
+    extensions: dict[str, Any] = {"sni_hostname": target.host} if original.scheme == "https" else {}
+    return url, {"Host": original.netloc.decode("ascii")}, extensions
 
 
 def signature_header(secret: bytes, body: bytes, timestamp: int) -> str:
@@ -77,6 +68,8 @@ class Webhooks:
         max_attempts: int = 5,
         base_delay: float = 2.0,
         timeout: float = 10.0,
+        resolve: Resolve = system_resolve,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.db = db
         self.instance_id = instance_id
@@ -86,7 +79,8 @@ class Webhooks:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.timeout = timeout
-        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.resolve = resolve
+        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -120,20 +114,25 @@ class Webhooks:
         return False
 
     async def _attempt(self, url: str, body: bytes) -> str | None:
-        if not self.allow_private and await self._resolves_private(url):
-            return "the callback host resolves to a private address"
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "media-gateway-webhooks/1",
             "X-Gateway-Signature": signature_header(self.secret, body, int(time.time())),
         }
+        target: httpx.URL | str = url
+        extensions: dict[str, Any] = {}
+        if not self.allow_private:
+            # Resolved again at every try: a name that pointed outside at request time may not now.
+            try:
+                checked = await callbacks.check(url, allow_private=False, resolve=self.resolve)
+            except InvalidRequest as exc:
+                return exc.message
+            if not checked.addresses:
+                return "the callback host does not resolve"
+            target, host, extensions = pinned(checked)
+            headers.update(host)
         try:
-            response = await self.http.post(url, content=body, headers=headers)
+            response = await self.http.post(target, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}"
         return None if response.is_success else f"answered {response.status_code}"
-
-    @staticmethod
-    async def _resolves_private(url: str) -> bool:
-        # unresolvable passes: the POST itself will fail and be retried
-        return await internal_host(urlsplit(url).hostname or "") is not None

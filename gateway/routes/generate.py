@@ -8,9 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.errors import ModelNotAllowed
 from gateway.events import Mailbox
-from gateway.jobs import create_job, job_object, submit_price
+from gateway.jobs import create_job, job_object, submit_price, validate_request
 from gateway.openstreams import ManagedStream
 from gateway.routes.common import authenticate, event_stream, read_json, services
 from gateway.store import ledger
@@ -54,9 +53,7 @@ async def quote(request: Request) -> Response:
     key = await authenticate(request)
     body = await read_json(request)
     svc = services(request)
-    generation = svc.catalog.validate(body)
-    if key.models is not None and generation.model not in key.models:
-        raise ModelNotAllowed(f"This key may not use model {generation.model!r}.", model=generation.model)
+    generation = await validate_request(svc, key, body)
     provider = svc.settings.models[generation.model].provider
     cost, held = submit_price(svc, generation.model, generation.options, svc.registry.upstream(provider))
     balance = await ledger.balance(svc.db, key.id)

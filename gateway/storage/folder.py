@@ -31,7 +31,16 @@ class ResultFile(FileResponse):
         if self.ignore_range:
             headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]
             scope = {**scope, "headers": headers}
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except RuntimeError:
+            # Deleted between the check and the answer (a sweep, or a failed job's preview going):
+            # the file response stats it again before it starts and raises; answer as if never there.
+            if await anyio.Path(self.path).exists():
+                raise
+            await NotFound(
+                "No such result (it may have been deleted after its retention period)."
+            ).response()(scope, receive, send)
 
 
 class FolderStorage:

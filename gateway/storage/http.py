@@ -8,27 +8,35 @@ from urllib.parse import quote
 
 from gateway.errors import RangeNotSatisfiable
 
-RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
-
 Verdict = Literal["ok", "ignore", "unsatisfiable"]
+
+RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")  # ASCII digits (\d takes '٣' too)
+MAX_DIGITS = 19  # past any file's size; int() of 4 300+ digits would raise
+MAX_RANGES = 100  # as Starlette's FileResponse, which serves the ranges this lets through
 
 
 def range_verdict(header: str, size: int) -> Verdict:
-    """`ok`, `ignore` (malformed: RFC 9110 says serve the whole file) or `unsatisfiable` (416)."""
+    """`ok`, `ignore` (malformed: RFC 9110 says serve the whole file) or `unsatisfiable` (416).
+
+    `ok` only where every range can be served, so the file response never refuses one itself (it
+    would answer in plain text); a mix of servable and unservable ranges is ignored.
+    """
     unit, _, specs = header.partition("=")
-    if unit.strip().lower() != "bytes" or not specs.strip():
+    if unit.strip().lower() != "bytes" or not specs.strip() or specs.count(",") >= MAX_RANGES:
         return "ignore"
-    satisfiable = False
+    verdicts: set[Verdict] = set()
     for spec in specs.split(","):
         match = RANGE_SPEC.match(spec)
         if match is None or match.group(1) == match.group(2) == "":
             return "ignore"
         first, last = match.groups()
+        if len(first) > MAX_DIGITS or len(last) > MAX_DIGITS:
+            return "ignore"
         if first and last and int(last) < int(first):
             return "ignore"
-        if (first and int(first) < size) or (not first and int(last) > 0 and size > 0):
-            satisfiable = True
-    return "ok" if satisfiable else "unsatisfiable"
+        satisfiable = (first and int(first) < size) or (not first and int(last) > 0 and size > 0)
+        verdicts.add("ok" if satisfiable else "unsatisfiable")
+    return verdicts.pop() if len(verdicts) == 1 else "ignore"
 
 
 def check_range(header: str | None, size: int) -> Verdict:

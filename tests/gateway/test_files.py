@@ -98,3 +98,37 @@ async def test_hostile_signatures_and_expiries_are_refused_not_crashed_on(harnes
         "expires=%C2%B2&signature=abc",  # '²' passes str.isdigit() and then fails int()
     ):
         assert_error(await harness.client.get(f"{base}?{query}"), 403, "forbidden")
+
+
+async def test_range_positions_of_any_length_are_answered_not_crashed_on(harness: Harness) -> None:
+    stored(harness)
+    url = link(harness, int(time.time()) + 600)
+    # past 4 300 digits int() raises: this was a 500; such a position is ignored, as a malformed Range
+    for header in ("bytes=" + "9" * 5000 + "-", "bytes=-" + "9" * 5000, "bytes=٣-", "bytes=0-1,-0"):
+        whole = await harness.client.get(url, headers={"Range": header.encode()})
+        assert whole.status_code == 200 and whole.content == PAYLOAD, header
+    # every range past the end: the contract's JSON 416, never the file response's plain text
+    assert_error(
+        await harness.client.get(url, headers={"Range": "bytes=99999-,-0"}), 416, "range_not_satisfiable"
+    )
+
+
+async def test_a_result_deleted_after_the_check_is_a_json_404(harness: Harness) -> None:
+    from gateway.storage.folder import ResultFile
+
+    stored(harness)
+    path = harness.settings.files_dir / "job_abc" / "result-1.wav"
+    response = ResultFile(path, filename="result-1.wav")  # checked, answer made …
+    path.unlink()  # … and the file goes before it is sent (a sweep, a failed job's preview)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "headers": [], "path": "/files/job_abc/result-1.wav"}
+    await response(scope, receive, send)
+    assert sent[0]["status"] == 404
+    assert b'"code":"not_found"' in sent[1]["body"]  # type: ignore[operator]

@@ -59,3 +59,11 @@ async def test_requests_are_counted_by_route_template_and_unknown_paths_as_unmat
     text = (await harness.client.get("/metrics")).text
     assert 'route="/api/generations/{job_id}",status="404"' in text
     assert 'route="unmatched",status="404"' in text
+
+
+async def test_metrics_count_the_asyncio_tasks_alive(harness: Harness) -> None:
+    import re
+
+    text = (await harness.client.get("/metrics")).text
+    found = re.search(r"^gateway_asyncio_tasks (\d+)\.0$", text, re.MULTILINE)
+    assert found is not None and int(found.group(1)) >= 1  # at least the request's own task

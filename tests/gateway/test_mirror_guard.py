@@ -197,12 +197,13 @@ def test_public_addresses(address: str) -> None:
     assert not internal(ipaddress.ip_address(address))
 
 
-def test_callback_urls_use_the_same_classification() -> None:
+@pytest.mark.anyio
+async def test_callback_urls_use_the_same_classification() -> None:
     with pytest.raises(InvalidRequest):
-        check_callback_url("http://100.64.0.1/hook", allow_private=False)
+        await check_callback_url("http://100.64.0.1/hook", allow_private=False)
     with pytest.raises(InvalidRequest):
-        check_callback_url("http://[::ffff:169.254.169.254]/hook", allow_private=False)
-    check_callback_url("https://93.184.216.34/hook", allow_private=False)
+        await check_callback_url("http://[::ffff:169.254.169.254]/hook", allow_private=False)
+    await check_callback_url("https://93.184.216.34/hook", allow_private=False)
 
 
 class Peer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.addresses import IPAddress
 from gateway.app import create_app
 from gateway.errors import InvalidRequest
 from gateway.webhooks import check_callback_url, verify_signature
@@ -78,11 +80,14 @@ async def test_loopback_receiver_gets_one_signed_delivery(tmp_path: Path) -> Non
         "notaurl",
     ],
 )
-def test_callback_url_refused(url: str) -> None:
+async def test_callback_url_refused(url: str) -> None:
     with pytest.raises(InvalidRequest):
-        check_callback_url(url, allow_private=False)
+        await check_callback_url(url, allow_private=False)
 
 
-def test_callback_url_allowed() -> None:
-    check_callback_url("https://hooks.example.com/x", allow_private=False)
-    check_callback_url("http://127.0.0.1:9/h", allow_private=True)
+async def test_callback_url_allowed() -> None:
+    async def public(host: str) -> list[IPAddress]:
+        return [ip_address("93.184.216.34")]
+
+    await check_callback_url("https://hooks.example.com/x", allow_private=False, resolve=public)
+    await check_callback_url("http://127.0.0.1:9/h", allow_private=True)
