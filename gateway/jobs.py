@@ -114,6 +114,7 @@ async def create_job(
         idempotency=idempotency,
         max_concurrent_jobs=limit,
         max_queued_jobs=svc.settings.max_queued_jobs_per_key,
+        provider_capacity=route.upstream.capacity,
         idempotency_ttl_seconds=svc.settings.idempotency_ttl_seconds,
         lease=lease,
         lease_until=lease_until,

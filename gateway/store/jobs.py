@@ -168,6 +168,7 @@ async def create(
     idempotency: Idempotency | None = None,
     max_concurrent_jobs: int | None = None,
     max_queued_jobs: int | None = None,
+    provider_capacity: int | None = None,
     idempotency_ttl_seconds: int = 24 * 3600,
     lease: Lease | None = None,
     lease_until: float = 0,
@@ -243,7 +244,17 @@ async def create(
                     f"This key already has {max_concurrent_jobs} jobs running; wait for one to finish.",
                     retry_after=5,
                 )
-            if max_queued_jobs is not None and int(counts["waiting"]) > max_queued_jobs:
+            waiting = int(counts["waiting"])
+            if max_queued_jobs is not None and waiting > max_queued_jobs and provider_capacity is not None:
+                # A job counts as waiting from its creation until its driver takes a slot: in a burst,
+                # most of them will find a free one. Only those beyond the provider's free slots queue.
+                held = await tx.one(
+                    "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 1"
+                    " AND status IN ('queued', 'processing')",
+                    (new.provider,),
+                )
+                waiting -= max(0, provider_capacity - (int(held[0]) if held else 0))
+            if max_queued_jobs is not None and waiting > max_queued_jobs:
                 raise TooManyJobs(
                     f"This key already has {max_queued_jobs} jobs waiting for an upstream slot;"
                     " wait for some to start.",

@@ -90,3 +90,15 @@ async def test_a_key_may_have_only_so_many_jobs_waiting(tmp_path: Path) -> None:
         fakes.release("first")
         for job_id in waiting:
             await wait_for(client, key, job_id, "completed")
+
+
+async def test_a_burst_on_a_provider_with_free_slots_is_not_refused_as_waiting(tmp_path: Path) -> None:
+    """A new job counts as waiting until its driver takes a slot; a burst that the provider's free
+    slots will take is not refused for the per-key waiting cap."""
+    async with gateway(tmp_path, max_in_flight=50) as (client, key):
+        services(client).settings.max_queued_jobs_per_key = 2
+        async with anyio.create_task_group() as tg:  # all created before any driver runs
+            for n in range(20):
+                tg.start_soon(submit, client, key, f"x{n}")
+        balance = (await client.get("/api/balance", headers=bearer(key))).json()["token_balance"]
+        assert balance == 1000 - 20 * 10
