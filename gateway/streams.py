@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 
 import anyio
 from prometheus_client import Gauge
@@ -63,12 +63,11 @@ def sse_response(
     retry_ms: int | None = None,
     first: Event | None = None,
     live: Mailbox | None = None,
-    closing: ExitStack | None = None,
     open_streams: Gauge | None = None,
     send_timeout: float | None = None,
 ) -> EventSourceResponse:
     """`first`, when given, is sent at once (it was just recorded) and the rest follows it; `live`
-    is a subscription opened before anything after `first` was recorded, `closing` what ends it. A
+    is a subscription opened before anything after `first` was recorded (its owner closes it). A
     send that waits longer than `send_timeout` (a client that reads nothing) raises SendTimeoutError."""
 
     async def body() -> AsyncIterator[bytes]:
@@ -87,8 +86,6 @@ def sse_response(
         finally:
             if open_streams is not None:
                 open_streams.dec()
-            if closing is not None:
-                closing.close()
 
     return EventSourceResponse(
         body(),

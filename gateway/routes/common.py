@@ -103,7 +103,6 @@ def event_stream(
         open_streams=svc.metrics.open_streams,
         first=first,
         live=live,
-        closing=closing,
         send_timeout=svc.settings.stream_send_timeout_seconds,
     )
     return svc.streams.serve(slot, response, closing)
