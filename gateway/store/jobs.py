@@ -234,12 +234,16 @@ async def create(
         balance = await append_entry(tx, new.key_id, -new.cost, "debit", job_id=job_id)
         if max_concurrent_jobs is not None or max_queued_jobs is not None:
             counts = await tx.one(
-                "SELECT COUNT(*) AS running, COALESCE(SUM(CASE WHEN has_slot = 0 THEN 1 ELSE 0 END), 0)"
-                " AS waiting FROM jobs WHERE key_id = ? AND status IN ('queued', 'processing')",
-                (new.key_id,),
+                "SELECT COALESCE((SELECT n FROM slots_held_by_key WHERE key_id = ?), 0) AS held,"
+                " (SELECT COUNT(*) FROM jobs WHERE key_id = ? AND has_slot = 0"
+                " AND status IN ('queued', 'processing')) AS waiting",
+                (new.key_id, new.key_id),
             )
-            assert counts is not None  # this job included in both
-            if max_concurrent_jobs is not None and int(counts["running"]) > max_concurrent_jobs:
+            assert counts is not None  # this job is one of the waiting
+            if (
+                max_concurrent_jobs is not None
+                and int(counts["held"]) + int(counts["waiting"]) > max_concurrent_jobs
+            ):
                 raise TooManyJobs(
                     f"This key already has {max_concurrent_jobs} jobs running; wait for one to finish.",
                     retry_after=5,
@@ -249,9 +253,7 @@ async def create(
                 # A job counts as waiting from its creation until its driver takes a slot: in a burst,
                 # most of them will find a free one. Only those beyond the provider's free slots queue.
                 held = await tx.one(
-                    "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 1"
-                    " AND status IN ('queued', 'processing')",
-                    (new.provider,),
+                    "SELECT COALESCE(SUM(n), 0) FROM slots_held WHERE provider = ?", (new.provider,)
                 )
                 waiting -= max(0, provider_capacity - (int(held[0]) if held else 0))
             if max_queued_jobs is not None and waiting > max_queued_jobs:

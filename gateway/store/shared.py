@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.store.db import Database, Tx, stamp
+from gateway.store.db import Database, Row, Tx, stamp
 
 
 @dataclass(frozen=True)
@@ -45,20 +45,17 @@ async def take_slot(
             (f"slots:{provider}",),
         )
         job = await tx.one(
-            "SELECT j.has_slot, j.account,"
-            " (SELECT COUNT(*) FROM jobs w WHERE w.provider = ? AND w.has_slot = 0"
-            " AND w.status IN ('queued', 'processing')"
-            " AND (w.queue_round, w.created_at, w.rowid) < (j.queue_round, j.created_at, j.rowid)) AS ahead"
-            " FROM jobs j WHERE j.id = ?",
-            (provider, job_id),
+            "SELECT has_slot, account, queue_round, created_at, rowid FROM jobs WHERE id = ?", (job_id,)
         )
         if job is None or job["has_slot"]:
             return Place(0, job["account"] if job is not None else None)
         loads = await _loads_in(tx, provider)
         free = [a for a in accounts if loads.get(a.name, 0) < a.limit]
-        place = int(job["ahead"]) + 1
         room = sum(a.limit - loads.get(a.name, 0) for a in free)
+        # Counting the jobs ahead first stops at the room there is: a job that fits needs no more.
+        place = await _place(tx, provider, job, room) if room else room + 1
         if place > room:
+            place = await _place(tx, provider, job, None)
             return Place(place - room)
         chosen = min(free, key=lambda a: (loads.get(a.name, 0) / a.weight, -a.weight, a.name))
         taken = await tx.execute(
@@ -71,13 +68,21 @@ async def take_slot(
     return await db.write(work)
 
 
-async def _loads_in(tx: Tx, provider: str) -> dict[str | None, int]:
-    rows = await tx.all(
-        "SELECT account, COUNT(*) AS n FROM jobs WHERE provider = ? AND has_slot = 1"
-        " AND status IN ('queued', 'processing') GROUP BY account",
-        (provider,),
+async def _place(tx: Tx, provider: str, job: Row, up_to: int | None) -> int:
+    """The job's place in its provider's queue (1: first), counting at most `up_to` jobs ahead."""
+    ahead = await tx.one(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE provider = ? AND has_slot = 0"
+        " AND status IN ('queued', 'processing') AND (queue_round, created_at, rowid) < (?, ?, ?)"
+        + (") AS ahead" if up_to is None else " LIMIT ?) AS ahead"),
+        (provider, job["queue_round"], job["created_at"], job["rowid"], *([] if up_to is None else [up_to])),
     )
-    return {row["account"]: int(row["n"]) for row in rows}
+    return int(ahead[0] if ahead else 0) + 1
+
+
+async def _loads_in(tx: Tx, provider: str) -> dict[str | None, int]:
+    """Slots held per account (None: on no named account), from the counts the triggers keep."""
+    rows = await tx.all("SELECT account, n FROM slots_held WHERE provider = ? AND n > 0", (provider,))
+    return {row["account"] or None: int(row["n"]) for row in rows}
 
 
 async def give_back_slot(db: Database, job_id: str, epoch: int) -> None:
@@ -103,13 +108,13 @@ class Load:
 
 
 async def provider_load(db: Database, provider: str) -> Load:
-    rows = await db.fetchall(
-        "SELECT account, has_slot, COUNT(*) AS n FROM jobs WHERE provider = ?"
-        " AND status IN ('queued', 'processing') GROUP BY account, has_slot",
+    held = await db.fetchall("SELECT account, n FROM slots_held WHERE provider = ? AND n > 0", (provider,))
+    waiting = await db.fetchone(
+        "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 0 AND status IN ('queued', 'processing')",
         (provider,),
     )
-    in_flight = {row["account"]: int(row["n"]) for row in rows if row["has_slot"]}
-    return Load(in_flight, sum(int(row["n"]) for row in rows if not row["has_slot"]))
+    in_flight = {row["account"] or None: int(row["n"]) for row in held}
+    return Load(in_flight, int(waiting[0]) if waiting else 0)
 
 
 async def count_request(db: Database, key_id: str, window_start: int) -> int:

@@ -290,6 +290,106 @@ async def test_each_account_has_its_own_cap_and_jobs_go_to_the_least_loaded_by_w
     assert (await shared.provider_load(db, "p")).queued == 1
 
 
+async def _slot_counts(db: Database) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """The counts the triggers keep, and the same counted from the jobs themselves."""
+    kept = {
+        (r["provider"], r["account"]): int(r["n"])
+        for r in await db.fetchall("SELECT provider, account, n FROM slots_held WHERE n <> 0")
+    }
+    kept_by_key = {
+        r["key_id"]: int(r["n"])
+        for r in await db.fetchall("SELECT key_id, n FROM slots_held_by_key WHERE n <> 0")
+    }
+    return kept, kept_by_key
+
+
+async def _slot_counts_from_jobs(db: Database) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    held = "FROM jobs WHERE has_slot = 1 AND status IN ('queued', 'processing')"
+    rows = await db.fetchall(
+        f"SELECT provider, COALESCE(account, '') AS account, COUNT(*) AS n {held} GROUP BY provider, account"
+    )
+    by_key = await db.fetchall(f"SELECT key_id, COUNT(*) AS n {held} GROUP BY key_id")
+    return (
+        {(r["provider"], r["account"]): int(r["n"]) for r in rows},
+        {r["key_id"]: int(r["n"]) for r in by_key},
+    )
+
+
+async def test_the_slot_counts_follow_every_change_of_a_job_whoever_writes_it(db: Database) -> None:
+    import random
+
+    rng = random.Random(11)
+    keys_ = [await funded_key(db, 10_000) for _ in range(2)]
+    accounts = [AccountCap("a", 3), AccountCap("b", 2)]
+    lease, until = Lease("r", 1), time.time() + 60
+    live: list[jobs.Job] = []  # the walk changes unfinished jobs; finished ones leave the list
+    for step in range(400):
+        action = rng.choice(["create", "create", "take", "take", "give_back", "finish", "cancel", "raw"])
+        job = rng.choice(live) if live else None
+        if action == "create" or job is None:
+            live.append(
+                (await jobs.create(db, new_job(rng.choice(keys_), 1), lease=lease, lease_until=until))[0]
+            )
+        elif action == "take":
+            await shared.take_slot(db, job.id, job.epoch, "p", rng.sample(accounts, rng.randint(1, 2)))
+        elif action == "give_back":
+            await shared.give_back_slot(db, job.id, job.epoch)
+        elif action in ("finish", "cancel"):
+            status = rng.choice(["completed", "failed"]) if action == "finish" else "canceled"
+            await jobs.finish(db, job.id, status, {}, {"status": status}, refund=status != "completed")
+            live.remove(job)
+        else:  # any other writer (an operator's SQL, the CLI): a job moved by hand
+            column, value = rng.choice(
+                [("status", "processing"), ("status", "failed"), ("account", "b"), ("account", "a")]
+            )
+
+            async def by_hand(tx: Tx, job_id: str = job.id, column: str = column, value: str = value) -> None:
+                await tx.execute(f"UPDATE jobs SET {column} = ? WHERE id = ?", (value, job_id))
+
+            await db.write(by_hand)
+            if value == "failed":
+                live.remove(job)
+        assert await _slot_counts(db) == await _slot_counts_from_jobs(db), f"step {step}: {action}"
+    kept, _ = await _slot_counts(db)
+    assert sum(kept.values()) > 0  # the walk left slots held: the comparison above was not of empties
+    load = await shared.provider_load(db, "p")
+    assert load.in_flight == {account or None: n for (_, account), n in kept.items()}
+
+
+async def test_the_slot_counts_start_from_the_jobs_already_holding_slots(tmp_path: Path) -> None:
+    from gateway.store.schema import migrations
+
+    conn = sqlite3.connect(tmp_path / "old.sqlite3")
+    scripts = migrations("sqlite")
+    for script in scripts[:6]:
+        conn.executescript(script)
+    conn.execute(
+        "INSERT INTO api_keys (id, name, key_hash, prefix, created_at) VALUES ('k', 'k', 'h', 'p', 'x')"
+    )
+    for n, (status, has_slot, account) in enumerate(
+        [
+            ("processing", 1, "a"),
+            ("processing", 1, "a"),
+            ("queued", 1, None),
+            ("completed", 1, "a"),
+            ("queued", 0, None),
+        ]
+    ):
+        conn.execute(
+            "INSERT INTO jobs (id, key_id, model, served_model, provider, prompt, effective_prompt, options,"
+            " status, cost, created_at, updated_at, has_slot, account) VALUES (?, 'k', 'm', 'm', 'p', 'x', 'x',"
+            " '{}', ?, 1, 'x', 'x', ?, ?)",
+            (f"j{n}", status, has_slot, account),
+        )
+    conn.executescript(scripts[6])
+    assert dict(((p, a), n) for p, a, n in conn.execute("SELECT provider, account, n FROM slots_held")) == {
+        ("p", "a"): 2,
+        ("p", ""): 1,
+    }
+    assert list(conn.execute("SELECT key_id, n FROM slots_held_by_key")) == [("k", 3)]
+    conn.close()
+
+
 async def test_the_queue_is_fair_across_keys(db: Database) -> None:
     burst, single = await funded_key(db, 1000), await funded_key(db, 1000)
     lease, until = Lease("r", 1), time.time() + 60

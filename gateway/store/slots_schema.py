@@ -1,0 +1,97 @@
+"""Slots held, counted: jobs holding a provider slot per provider and account, and per key, kept by triggers.
+
+Taking a slot, the per-key job caps and the queue's room all ask "how many jobs hold a slot". Counted
+from the jobs table that costs a read of every such job, on every take and every create: with
+thousands of streams open, most of the gateway's time. These two small tables answer it in one row
+read. The triggers write them in the transaction that changes the job, whichever code (or replica,
+or CLI) changed it, so they never drift from the jobs table; the back-fill counts what is there.
+
+Jobs waiting for a slot are few by design (the per-key waiting cap) and are counted from the jobs
+table through the partial indexes below, as is a job's place in the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+UNFINISHED = "('queued', 'processing')"
+
+
+def _held(row: str) -> str:
+    return f"{row}.has_slot = 1 AND {row}.status IN {UNFINISHED}"
+
+
+# A change of status, slot or account that changes what the job holds (a status change between two
+# unfinished states, as `queued` → `processing`, does not).
+_CHANGES = (
+    f"({_held('OLD')}) <> ({_held('NEW')})"
+    f" OR ({_held('OLD')} AND {_held('NEW')} AND COALESCE(OLD.account, '') <> COALESCE(NEW.account, ''))"
+)
+
+_TABLES = f"""
+    CREATE TABLE slots_held (
+        provider TEXT NOT NULL,
+        account TEXT NOT NULL,  -- '' for a slot held on no named account (jobs from before accounts)
+        n BIGINT NOT NULL,
+        PRIMARY KEY (provider, account)
+    );
+    CREATE TABLE slots_held_by_key (
+        key_id TEXT NOT NULL PRIMARY KEY,
+        n BIGINT NOT NULL
+    );
+    INSERT INTO slots_held (provider, account, n)
+        SELECT provider, COALESCE(account, ''), COUNT(*) FROM jobs
+        WHERE has_slot = 1 AND status IN {UNFINISHED} GROUP BY provider, COALESCE(account, '');
+    INSERT INTO slots_held_by_key (key_id, n)
+        SELECT key_id, COUNT(*) FROM jobs WHERE has_slot = 1 AND status IN {UNFINISHED} GROUP BY key_id;
+    -- the jobs waiting for a slot, in queue order (a job's place, the head's round), and per key
+    CREATE INDEX jobs_waiting ON jobs (provider, queue_round, created_at)
+        WHERE has_slot = 0 AND status IN {UNFINISHED};
+    CREATE INDEX jobs_waiting_by_key ON jobs (key_id) WHERE has_slot = 0 AND status IN {UNFINISHED};
+    -- a key's last round in a provider's queue
+    CREATE INDEX jobs_unfinished_rounds ON jobs (key_id, provider, queue_round)
+        WHERE status IN {UNFINISHED};
+"""
+
+_GIVE_BACK = """
+        UPDATE slots_held SET n = n - 1 WHERE provider = OLD.provider AND account = COALESCE(OLD.account, '');
+        UPDATE slots_held_by_key SET n = n - 1 WHERE key_id = OLD.key_id;"""
+
+_TAKE = """
+        INSERT INTO slots_held (provider, account, n) VALUES (NEW.provider, COALESCE(NEW.account, ''), 1)
+            ON CONFLICT (provider, account) DO UPDATE SET n = slots_held.n + 1;
+        INSERT INTO slots_held_by_key (key_id, n) VALUES (NEW.key_id, 1)
+            ON CONFLICT (key_id) DO UPDATE SET n = slots_held_by_key.n + 1;"""
+
+
+def slot_counts(dialect: Literal["sqlite", "postgresql"]) -> str:
+    """The tables, their back-fill, the indexes for waiting jobs, and the trigger that keeps the counts."""
+    if dialect == "sqlite":
+        # SQLite has no IF in a trigger: each statement carries its own condition.
+        give_back = _GIVE_BACK.replace(";", f" AND {_held('OLD')};")
+        take = f"""
+        INSERT INTO slots_held (provider, account, n)
+            SELECT NEW.provider, COALESCE(NEW.account, ''), 1 WHERE {_held("NEW")}
+            ON CONFLICT (provider, account) DO UPDATE SET n = slots_held.n + 1;
+        INSERT INTO slots_held_by_key (key_id, n) SELECT NEW.key_id, 1 WHERE {_held("NEW")}
+            ON CONFLICT (key_id) DO UPDATE SET n = slots_held_by_key.n + 1;"""
+        return f"""{_TABLES}
+    CREATE TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
+    WHEN {_CHANGES}
+    BEGIN{give_back}{take}
+    END;"""
+    # PostgreSQL: deferred to the commit, like the usage roll-up's job trigger. The counts' rows are
+    # shared by every job of a provider: taken at commit, they are held for the commit alone (not for
+    # the transaction's round trips), and after every other row the transaction locks (no deadlock).
+    return f"""{_TABLES}
+    CREATE FUNCTION slots_held_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF {_held("OLD")} THEN{_GIVE_BACK}
+        END IF;
+        IF {_held("NEW")} THEN{_TAKE}
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE CONSTRAINT TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({_CHANGES})
+    EXECUTE FUNCTION slots_held_kept();"""
