@@ -45,9 +45,9 @@ _TABLES = f"""
     INSERT INTO slots_held_by_key (key_id, n)
         SELECT key_id, COUNT(*) FROM jobs WHERE has_slot = 1 AND status IN {UNFINISHED} GROUP BY key_id;
     -- the jobs waiting for a slot, in queue order (a job's place, the head's round), and per key
-    CREATE INDEX jobs_waiting ON jobs (provider, queue_round, created_at)
+    CREATE INDEX jobs_waiting ON jobs (provider, has_slot, queue_round, created_at)
         WHERE has_slot = 0 AND status IN {UNFINISHED};
-    CREATE INDEX jobs_waiting_by_key ON jobs (key_id) WHERE has_slot = 0 AND status IN {UNFINISHED};
+    CREATE INDEX jobs_waiting_by_key ON jobs (key_id, has_slot) WHERE has_slot = 0 AND status IN {UNFINISHED};
     -- a key's last round in a provider's queue
     CREATE INDEX jobs_unfinished_rounds ON jobs (key_id, provider, queue_round)
         WHERE status IN {UNFINISHED};
