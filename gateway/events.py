@@ -48,6 +48,12 @@ class Event:
     def json(self) -> str:
         return self.encoded
 
+    def numbered(self, seq: int) -> Event:
+        """The same event with its number in the log (its JSON, which holds no number, made once)."""
+        event = Event(self.job_id, seq, self.data)
+        event.__dict__["encoded"] = self.encoded
+        return event
+
     def sse(self, retry_ms: int | None = None) -> str:
         """`id:` then one `data:` line, no `event:` line, so EventSource.onmessage sees every event."""
         retry = f"retry: {retry_ms}\n" if retry_ms is not None else ""

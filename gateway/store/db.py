@@ -38,11 +38,19 @@ class Database(Protocol):
     shared: bool
     """True when other processes may use the same database at once (replicas)."""
 
+    dialect: str
+    """"sqlite" or "postgresql": for the few statements one engine can do in fewer round trips."""
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
     async def write(self, work: Work[T]) -> T: ...
+
+    async def write_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        """One statement, run as a write of its own (atomic; committed or not as a unit, as `write`);
+        its first row. On PostgreSQL, one round trip."""
+        ...
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None: ...
 

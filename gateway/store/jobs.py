@@ -337,6 +337,19 @@ async def record(
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
 
+    if event is not None and db.dialect == "postgresql":
+        # The change and its event in one statement, one round trip: this runs once per progress event.
+        unnumbered = Event(job_id, 0, event)
+        row = await db.write_one(
+            f"WITH changed AS (UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where}"
+            " RETURNING last_event_id) INSERT INTO job_events (job_id, seq, data, created_at)"
+            " SELECT ?, last_event_id, ?, ? FROM changed RETURNING seq",
+            (*values, *guard, job_id, unnumbered.json(), stamp()),
+        )
+        if row is None:
+            raise NotChanged(job_id)
+        return unnumbered.numbered(int(row[0]))
+
     async def work(tx: Tx) -> Event | None:
         if event is None:
             if await tx.execute(f"UPDATE jobs SET {sets} WHERE {where}", (*values, *guard)) == 0:

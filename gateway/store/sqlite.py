@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 import anyio
 
-from gateway.store.db import Row, Work
+from gateway.store.db import Row, Tx, Work
 from gateway.store.schema import migrations
 
 log = logging.getLogger("gateway.store")
@@ -131,6 +131,7 @@ class SqliteDatabase:
     """
 
     shared = False
+    dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -183,6 +184,12 @@ class SqliteDatabase:
                     await loop.run_in_executor(self._executor, conn.close)
             self._executor.shutdown(wait=False)
         self._reader = self._writer = self._checkpointer = self._executor = None
+
+    async def write_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        async def work(tx: Tx) -> Row | None:
+            return await tx.one(sql, params)
+
+        return await self.write(work)
 
     async def write(self, work: Work[T]) -> T:
         """Run `work` atomically and durably, as if in a transaction of its own.
