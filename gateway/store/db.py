@@ -16,6 +16,9 @@ Row = Any
 class Tx(Protocol):
     """One open transaction. SQL is written once, with `?` placeholders, in the dialect both engines share."""
 
+    dialect: str
+    """As its database's: "sqlite" or "postgresql"."""
+
     async def one(self, sql: str, params: Iterable[Any] = ()) -> Row | None: ...
 
     async def all(self, sql: str, params: Iterable[Any] = ()) -> Sequence[Row]: ...

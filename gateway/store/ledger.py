@@ -28,24 +28,25 @@ async def append_entry(
 
     One conditional UPDATE decides, so concurrent writers can never overspend.
     """
-    if ceiling is None:
+    guard = "balance + ? >= 0" if ceiling is None else "balance + ? >= 0 AND balance + ? <= ?"
+    guards = (delta,) if ceiling is None else (delta, delta, ceiling)
+    change = f"UPDATE api_keys SET balance = balance + ? WHERE id = ? AND {guard} RETURNING balance"
+    entry = "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
+    if tx.dialect == "postgresql":
+        # One statement, one round trip: the key's row stays locked until commit, so every round
+        # trip after this one keeps the key's other writers waiting.
         row = await tx.one(
-            "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 RETURNING balance",
-            (delta, key_id, delta),
+            f"WITH changed AS ({change}) {entry} SELECT ?, ?, ?, ?, balance, ?, ? FROM changed"
+            " RETURNING balance_after",
+            (delta, key_id, *guards, key_id, delta, reason, job_id, note, stamp()),
         )
-    else:
-        row = await tx.one(
-            "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0"
-            " AND balance + ? <= ? RETURNING balance",
-            (delta, key_id, delta, delta, ceiling),
-        )
+        return None if row is None else int(row[0])
+    row = await tx.one(change, (delta, key_id, *guards))
     if row is None:
         return None
     balance = int(row[0])
     await tx.execute(
-        "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (key_id, delta, reason, job_id, balance, note, stamp()),
+        f"{entry} VALUES (?, ?, ?, ?, ?, ?, ?)", (key_id, delta, reason, job_id, balance, note, stamp())
     )
     return balance
 

@@ -43,6 +43,7 @@ def _rows_changed(status: str) -> int:
 
 class PostgresTx:
     __slots__ = ("conn",)
+    dialect = "postgresql"
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn

@@ -47,6 +47,7 @@ class SqliteTx:
     runs to the end in one `send` inside the writer thread (see `_run_whole`)."""
 
     __slots__ = ("conn",)
+    dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
