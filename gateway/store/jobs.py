@@ -337,12 +337,14 @@ async def record(
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
 
-    if event is None and db.dialect == "postgresql":
-        if await db.write_one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING 1", (*values, *guard)) is None:
-            raise NotChanged(job_id)
-        return None
-    if event is not None and db.dialect == "postgresql":
-        # The change and its event in one statement, one round trip: this runs once per progress event.
+    if db.dialect == "postgresql":  # one statement, one round trip: this runs once per progress event
+        if event is None:
+            if (
+                await db.write_one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING 1", (*values, *guard))
+                is None
+            ):
+                raise NotChanged(job_id)
+            return None
         unnumbered = Event(job_id, 0, event)
         row = await db.write_one(
             f"WITH changed AS (UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -100,30 +100,29 @@ class PostgresDatabase:
         # Shielded, as on SQLite: a write always commits or rolls back whole, and its caller learns
         # which. A deadlock (replicas locking a lease's rows in different orders) is tried again:
         # the work is a whole transaction, so running it once more is safe.
-        with anyio.CancelScope(shield=True):
-            for attempt in range(1, RETRIES + 1):
-                try:
-                    async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
-                        result = await work(PostgresTx(conn))
-                    break
-                except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                    if attempt == RETRIES:
-                        raise
-                    log.info("a write met a deadlock; trying it again (%d)", attempt)
-        return result
+        async def whole() -> T:
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+                result = await work(PostgresTx(conn))
+            return result
+
+        return await self._retried(whole)
 
     async def write_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         # No BEGIN and COMMIT around it: a lone statement is its own transaction (one round trip
-        # instead of three). Shielded and tried again on a deadlock, as `write`.
+        # instead of three).
+        async def lone() -> Row | None:
+            return await self.pool.fetchrow(to_dollars(sql), *params)
+
+        return await self._retried(lone)
+
+    async def _retried(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
         with anyio.CancelScope(shield=True):
-            for attempt in range(1, RETRIES + 1):
+            for attempt in range(1, RETRIES):
                 try:
-                    return await self.pool.fetchrow(to_dollars(sql), *params)
+                    return await attempt_once()
                 except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                    if attempt == RETRIES:
-                        raise
                     log.info("a write met a deadlock; trying it again (%d)", attempt)
-        raise AssertionError("unreachable")
+            return await attempt_once()
 
     async def clock(self) -> float:
         """The database's time: every replica measures leases by the same clock."""

@@ -79,10 +79,16 @@ async def _place(tx: Tx, provider: str, job: Row, up_to: int | None) -> int:
     return int(ahead[0] if ahead else 0) + 1
 
 
-async def _loads_in(tx: Tx, provider: str) -> dict[str | None, int]:
-    """Slots held per account (None: on no named account), from the counts the triggers keep."""
-    rows = await tx.all("SELECT account, n FROM slots_held WHERE provider = ? AND n > 0", (provider,))
+# Slots held per account ('' for no named account), from the counts the triggers keep.
+_HELD = "SELECT account, n FROM slots_held WHERE provider = ? AND n > 0"
+
+
+def _by_account(rows: Sequence[Row]) -> dict[str | None, int]:
     return {row["account"] or None: int(row["n"]) for row in rows}
+
+
+async def _loads_in(tx: Tx, provider: str) -> dict[str | None, int]:
+    return _by_account(await tx.all(_HELD, (provider,)))
 
 
 async def give_back_slot(db: Database, job_id: str, epoch: int) -> None:
@@ -108,13 +114,12 @@ class Load:
 
 
 async def provider_load(db: Database, provider: str) -> Load:
-    held = await db.fetchall("SELECT account, n FROM slots_held WHERE provider = ? AND n > 0", (provider,))
+    held = await db.fetchall(_HELD, (provider,))
     waiting = await db.fetchone(
         "SELECT COUNT(*) FROM jobs WHERE provider = ? AND has_slot = 0 AND status IN ('queued', 'processing')",
         (provider,),
     )
-    in_flight = {row["account"] or None: int(row["n"]) for row in held}
-    return Load(in_flight, int(waiting[0]) if waiting else 0)
+    return Load(_by_account(held), int(waiting[0]) if waiting else 0)
 
 
 async def count_request(db: Database, key_id: str, window_start: int) -> int:

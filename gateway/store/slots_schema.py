@@ -53,43 +53,33 @@ _TABLES = f"""
         WHERE status IN {UNFINISHED};
 """
 
-_GIVE_BACK = """
-        UPDATE slots_held SET n = n - 1 WHERE provider = OLD.provider AND account = COALESCE(OLD.account, '');
-        UPDATE slots_held_by_key SET n = n - 1 WHERE key_id = OLD.key_id;"""
-
-_TAKE = """
-        INSERT INTO slots_held (provider, account, n) VALUES (NEW.provider, COALESCE(NEW.account, ''), 1)
+# Each statement carries its own condition (SQLite has no IF in a trigger): the slot the job held is
+# given back, the one it holds now is taken.
+_BODY = f"""
+        UPDATE slots_held SET n = n - 1
+            WHERE provider = OLD.provider AND account = COALESCE(OLD.account, '') AND {_held("OLD")};
+        UPDATE slots_held_by_key SET n = n - 1 WHERE key_id = OLD.key_id AND {_held("OLD")};
+        INSERT INTO slots_held (provider, account, n)
+            SELECT NEW.provider, COALESCE(NEW.account, ''), 1 WHERE {_held("NEW")}
             ON CONFLICT (provider, account) DO UPDATE SET n = slots_held.n + 1;
-        INSERT INTO slots_held_by_key (key_id, n) VALUES (NEW.key_id, 1)
+        INSERT INTO slots_held_by_key (key_id, n) SELECT NEW.key_id, 1 WHERE {_held("NEW")}
             ON CONFLICT (key_id) DO UPDATE SET n = slots_held_by_key.n + 1;"""
 
 
 def slot_counts(dialect: Literal["sqlite", "postgresql"]) -> str:
     """The tables, their back-fill, the indexes for waiting jobs, and the trigger that keeps the counts."""
     if dialect == "sqlite":
-        # SQLite has no IF in a trigger: each statement carries its own condition.
-        give_back = _GIVE_BACK.replace(";", f" AND {_held('OLD')};")
-        take = f"""
-        INSERT INTO slots_held (provider, account, n)
-            SELECT NEW.provider, COALESCE(NEW.account, ''), 1 WHERE {_held("NEW")}
-            ON CONFLICT (provider, account) DO UPDATE SET n = slots_held.n + 1;
-        INSERT INTO slots_held_by_key (key_id, n) SELECT NEW.key_id, 1 WHERE {_held("NEW")}
-            ON CONFLICT (key_id) DO UPDATE SET n = slots_held_by_key.n + 1;"""
         return f"""{_TABLES}
     CREATE TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
     WHEN {_CHANGES}
-    BEGIN{give_back}{take}
+    BEGIN{_BODY}
     END;"""
     # PostgreSQL: deferred to the commit, like the usage roll-up's job trigger. The counts' rows are
     # shared by every job of a provider: taken at commit, they are held for the commit alone (not for
     # the transaction's round trips), and after every other row the transaction locks (no deadlock).
     return f"""{_TABLES}
     CREATE FUNCTION slots_held_kept() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF {_held("OLD")} THEN{_GIVE_BACK}
-        END IF;
-        IF {_held("NEW")} THEN{_TAKE}
-        END IF;
+    BEGIN{_BODY}
         RETURN NULL;
     END $$;
     CREATE CONSTRAINT TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
