@@ -122,7 +122,8 @@ class PostgresDatabase:
                     return await attempt_once()
                 except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                     log.info("a write met a deadlock; trying it again (%d)", attempt)
-            return await attempt_once()
+            result = await attempt_once()
+        return result
 
     async def clock(self) -> float:
         """The database's time: every replica measures leases by the same clock."""
