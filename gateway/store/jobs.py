@@ -13,6 +13,7 @@ from gateway.events import Event
 from gateway.store import events
 from gateway.store.db import Database, Row, Tx, iso, now, parse_iso, stamp
 from gateway.store.ledger import append_entry
+from gateway.store.pg_functions import NEXT_ROUND
 
 UNFINISHED = ("queued", "processing")
 TERMINAL = ("completed", "failed", "canceled")
@@ -192,9 +193,7 @@ async def create(
             )
             if seen is not None:
                 if seen["body_hash"] != idempotency.body_hash:
-                    raise IdempotencyConflict(
-                        "This Idempotency-Key was already used with a different request body."
-                    )
+                    raise _reused_idempotency_key()
                 return await _get_in(tx, seen["job_id"]), None
         job_id = new_job_id()
         created = stamp()
@@ -244,10 +243,7 @@ async def create(
                 max_concurrent_jobs is not None
                 and int(counts["held"]) + int(counts["waiting"]) > max_concurrent_jobs
             ):
-                raise TooManyJobs(
-                    f"This key already has {max_concurrent_jobs} jobs running; wait for one to finish.",
-                    retry_after=5,
-                )
+                raise _too_many_running(max_concurrent_jobs)
             waiting = int(counts["waiting"])
             if max_queued_jobs is not None and waiting > max_queued_jobs and provider_capacity is not None:
                 # A job counts as waiting from its creation until its driver takes a slot: in a burst,
@@ -257,27 +253,12 @@ async def create(
                 )
                 waiting -= max(0, provider_capacity - (int(held[0]) if held else 0))
             if max_queued_jobs is not None and waiting > max_queued_jobs:
-                raise TooManyJobs(
-                    f"This key already has {max_queued_jobs} jobs waiting for an upstream slot;"
-                    " wait for some to start.",
-                    retry_after=5,
-                )
+                raise _too_many_waiting(max_queued_jobs)
         if balance is None:
             current = await tx.one("SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
             raise InsufficientTokens(new.cost, int(current[0]) if current else 0)
-        first = await events.store(
-            tx,
-            job_id,
-            1,
-            {
-                "status": "Processing started",
-                "job_id": job_id,
-                "model": new.model,
-                "cost": new.cost,
-                "balance": balance,
-                **new.extra_first_event,
-            },
-        )
+        first = _first_event(job_id, new, balance)
+        await events.store_event(tx, first)
         if idempotency is not None:  # a stale record (past the TTL) is replaced
             await tx.execute(
                 "INSERT INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)"
@@ -287,18 +268,113 @@ async def create(
             )
         return row_to_job(row), first  # as inserted: nothing in it changed since
 
+    if db.dialect == "postgresql":
+        return await _create_in_postgres(
+            db,
+            new,
+            idempotency=idempotency,
+            cutoff=cutoff,
+            caps=(max_concurrent_jobs, max_queued_jobs, provider_capacity),
+            lease=lease,
+            lease_until=lease_until,
+        )
     return await db.write(work)
 
 
-# A new job's round in its provider's queue: one past its key's last unfinished job there, and never
-# behind the head of the queue (so a key that was idle joins the current round, not an old one).
-_NEXT_ROUND = (
-    "(SELECT CASE WHEN mine > head THEN mine ELSE head END FROM (SELECT"
-    " COALESCE((SELECT MAX(queue_round) + 1 FROM jobs WHERE key_id = ? AND provider = ?"
-    " AND status IN ('queued', 'processing')), 0) AS mine,"
-    " COALESCE((SELECT MIN(queue_round) FROM jobs WHERE provider = ? AND has_slot = 0"
-    " AND status IN ('queued', 'processing')), 0) AS head) AS rounds)"
-)
+def _first_event(job_id: str, new: NewJob, balance: Any) -> Event:
+    return Event(
+        job_id,
+        1,
+        {
+            "status": "Processing started",
+            "job_id": job_id,
+            "model": new.model,
+            "cost": new.cost,
+            "balance": balance,
+            **new.extra_first_event,
+        },
+    )
+
+
+# Stands for the balance in the first event's JSON until the database knows it (no JSON holds a NUL).
+_BALANCE_MARK = "\x00balance\x00"
+
+
+async def _create_in_postgres(
+    db: Database,
+    new: NewJob,
+    *,
+    idempotency: Idempotency | None,
+    cutoff: str | None,
+    caps: tuple[int | None, int | None, int | None],
+    lease: Lease | None,
+    lease_until: float,
+) -> tuple[Job, Event | None]:
+    """`create`, run by the database in one round trip (see pg_functions.py)."""
+    job_id = new_job_id()
+    marked = _first_event(job_id, new, _BALANCE_MARK).json()
+    mark = json.dumps(_BALANCE_MARK)
+    row = await db.write_one(
+        "SELECT outcome, balance_now, job FROM create_job(" + ", ".join(["?"] * 24) + ")",
+        (
+            job_id,
+            new.key_id,
+            new.model,
+            new.served_model,
+            new.provider,
+            new.prompt,
+            new.effective_prompt,
+            new.style,
+            json.dumps(new.options),
+            new.callback_url,
+            new.cost,
+            stamp(),
+            lease.owner if lease else None,
+            lease.epoch if lease else 0,
+            lease_until,
+            new.cost if new.held else None,
+            marked,
+            mark,
+            *caps,
+            idempotency.key if idempotency else None,
+            idempotency.body_hash if idempotency else None,
+            cutoff,
+        ),
+    )
+    assert row is not None
+    outcome = row["outcome"]
+    if outcome == "created":
+        balance = int(row["balance_now"])
+        first = _first_event(job_id, new, balance)
+        first.__dict__["encoded"] = marked.replace(mark, str(balance))  # as stored
+        return row_to_job(json.loads(row["job"])), first
+    if outcome == "replay":
+        return row_to_job(json.loads(row["job"])), None
+    if outcome == "idempotency_conflict":
+        raise _reused_idempotency_key()
+    if outcome == "too_many_running":
+        raise _too_many_running(caps[0])
+    if outcome == "too_many_waiting":
+        raise _too_many_waiting(caps[1])
+    raise InsufficientTokens(new.cost, int(row["balance_now"]))
+
+
+def _reused_idempotency_key() -> IdempotencyConflict:
+    return IdempotencyConflict("This Idempotency-Key was already used with a different request body.")
+
+
+def _too_many_running(cap: int | None) -> TooManyJobs:
+    return TooManyJobs(f"This key already has {cap} jobs running; wait for one to finish.", retry_after=5)
+
+
+def _too_many_waiting(cap: int | None) -> TooManyJobs:
+    return TooManyJobs(
+        f"This key already has {cap} jobs waiting for an upstream slot; wait for some to start.",
+        retry_after=5,
+    )
+
+
+_NEXT_ROUND = NEXT_ROUND.format(key="?", provider="?")
 
 
 def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -409,6 +485,19 @@ async def finish(
         changes["cost"] = settle.cost
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
+
+    if db.dialect == "postgresql" and not refund and settle is None:  # the common finish: one round trip
+        unnumbered = Event(job_id, 0, event)
+        row = await db.write_one(
+            f"WITH changed AS (UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where}"
+            " RETURNING *), logged AS (INSERT INTO job_events (job_id, seq, data, created_at)"
+            " SELECT id, last_event_id, ?, ? FROM changed) SELECT * FROM changed",
+            (*values, *guard, unnumbered.json(), moment),
+        )
+        if row is None:
+            return None
+        finished = row_to_job(row)
+        return Finished(unnumbered.numbered(finished.last_event_id), finished)
 
     async def work(tx: Tx) -> Finished | None:
         row = await tx.one(

@@ -37,6 +37,22 @@ async def take_slot(
     key's previous unfinished job, and never behind the queue's head; places go by round, then age.
     """
 
+    if db.dialect == "postgresql":  # the same steps, run by the database (see pg_functions.py)
+        row = await db.write_one(
+            "SELECT slot_place, slot_account FROM take_slot(?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                epoch,
+                provider,
+                [a.name for a in accounts],
+                [a.limit for a in accounts],
+                [float(a.weight) for a in accounts],
+                stamp(),
+            ),
+        )
+        assert row is not None
+        return Place(int(row["slot_place"]), row["slot_account"])
+
     async def work(tx: Tx) -> Place:
         # One provider's takers take turns (the upsert holds the lock row until commit on PostgreSQL).
         await tx.execute(
@@ -125,16 +141,13 @@ async def provider_load(db: Database, provider: str) -> Load:
 async def count_request(db: Database, key_id: str, window_start: int) -> int:
     """Count one request in a key's rate window; the window's count, this one included."""
 
-    async def work(tx: Tx) -> int:
-        row = await tx.one(
-            "INSERT INTO rate_windows (key_id, window_start, count) VALUES (?, ?, 1)"
-            " ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_windows.count + 1"
-            " RETURNING count",
-            (key_id, window_start),
-        )
-        return int(row[0]) if row else 1
-
-    return await db.write(work)
+    row = await db.write_one(
+        "INSERT INTO rate_windows (key_id, window_start, count) VALUES (?, ?, 1)"
+        " ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_windows.count + 1"
+        " RETURNING count",
+        (key_id, window_start),
+    )
+    return int(row[0]) if row else 1
 
 
 async def requests_counted(db: Database, key_id: str, window_start: int) -> int:
