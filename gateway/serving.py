@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import socket
 from types import FrameType
@@ -29,7 +30,24 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+# Python's cycle collector runs a young collection every 700 new objects and a full one whenever the
+# heap has grown by a quarter. With thousands of open streams the heap is millions of objects, so a
+# full collection takes about a second and holds the event loop: gc.callbacks put the collector at
+# 25 s of the server's 52 s of CPU for 5 000 held streams (22 full collections). Young collections
+# every 50 000 new objects (a few MB of garbage at most waiting for them) and the objects of the
+# started process set aside (gc.freeze) bring that to 3.7 s of 30 s (2 full collections). Reference
+# counting still frees at once everything that is not part of a cycle.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(app: Starlette, settings: Settings, host: str, port: int, log_level: str = "info") -> None:
+    tune_gc()
     config = uvicorn.Config(
         app,
         host=host,
