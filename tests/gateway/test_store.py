@@ -13,10 +13,10 @@ import anyio.lowlevel
 import asyncpg
 import pytest
 
-from gateway.errors import InsufficientTokens, TooManyJobs
-from gateway.store import jobs, keys, leases, ledger, shared
+from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
+from gateway.store import events, jobs, keys, leases, ledger, shared
 from gateway.store.db import Database, Tx
-from gateway.store.jobs import Lease, NewJob, NotChanged, Settlement
+from gateway.store.jobs import Idempotency, Lease, NewJob, NotChanged, Settlement
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.schema import MIGRATIONS
 from gateway.store.shared import AccountCap, Place
@@ -85,6 +85,63 @@ async def test_a_debit_never_takes_the_balance_below_zero(db: Database) -> None:
     await db.write(work)
     with pytest.raises(INTEGRITY_ERRORS):  # the schema refuses a negative balance even without the guard
         await db.write(lambda tx: tx.execute("UPDATE api_keys SET balance = -1 WHERE id = ?", (key_id,)))
+
+
+async def test_a_created_job_is_stored_as_returned_with_its_first_event_and_its_debit(db: Database) -> None:
+    key_id = await funded_key(db, 25)
+    asked = replace(new_job(key_id, cost=10), extra_first_event={"served_by": "m-\u00e9"}, held=True)
+    job, first = await jobs.create(db, asked, lease=Lease("replica-a", 1), lease_until=12.5)
+
+    assert first is not None and first.seq == 1
+    assert first.data == {
+        "status": "Processing started",
+        "job_id": job.id,
+        "model": "m",
+        "cost": 10,
+        "balance": 15,
+        "served_by": "m-\u00e9",
+    }
+    [stored] = await events.after(db, job.id, 0)
+    assert stored.json() == first.json()  # the same bytes live and on every replay
+    assert job == await jobs.get(db, job.id)
+    assert (job.status, job.cost, job.hold, job.owner, job.epoch, job.last_event_id) == (
+        "queued",
+        10,
+        10,
+        "replica-a",
+        1,
+        1,
+    )
+    assert await ledger.balance(db, key_id) == 15
+    rows, _ = await ledger.page(db, key_id, 10, 0)
+    assert [(r["reason"], r["delta"], r["job_id"], r["balance_after"]) for r in rows[:1]] == [
+        ("debit", -10, job.id, 15)
+    ]
+    with pytest.raises(InsufficientTokens) as refused:
+        await jobs.create(db, new_job(key_id, cost=16))
+    assert (refused.value.extra["required"], refused.value.extra["balance"]) == (16, 15)
+    assert await jobs.count_unfinished(db, key_id) == 1
+
+
+async def test_an_idempotent_create_debits_once_and_refuses_another_body(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    once = Idempotency("order-42", "hash-a")
+    job, first = await jobs.create(db, new_job(key_id), idempotency=once)
+    again, no_event = await jobs.create(db, new_job(key_id), idempotency=once)
+
+    assert first is not None and no_event is None
+    assert again == job
+    assert await ledger.balance(db, key_id) == 90
+    with pytest.raises(IdempotencyConflict):
+        await jobs.create(db, new_job(key_id), idempotency=Idempotency("order-42", "hash-b"))
+    # past its TTL the key is free again: a new job, and the record now names it
+    later, _ = await jobs.create(
+        db, new_job(key_id), idempotency=Idempotency("order-42", "hash-b"), idempotency_ttl_seconds=0
+    )
+    assert later.id != job.id
+    replayed, _ = await jobs.create(db, new_job(key_id), idempotency=Idempotency("order-42", "hash-b"))
+    assert replayed.id == later.id
+    assert await ledger.balance(db, key_id) == 80
 
 
 async def test_forty_concurrent_jobs_on_a_key_funded_for_ten(db: Database) -> None:
