@@ -207,23 +207,10 @@ async def create(
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1, ?, " + _NEXT_ROUND + ")"
             " RETURNING *",
             (
-                job_id,
-                new.key_id,
-                new.model,
-                new.served_model,
-                new.provider,
-                new.prompt,
-                new.effective_prompt,
-                new.style,
-                json.dumps(new.options),
-                new.callback_url,
-                new.cost,
+                *_asked(job_id, new),
                 created,
                 created,
-                lease.owner if lease else None,
-                lease.epoch if lease else 0,
-                lease_until,
-                new.cost if new.held else None,
+                *_held_by(new, lease, lease_until),
                 new.key_id,
                 new.provider,
                 new.provider,
@@ -296,6 +283,33 @@ def _first_event(job_id: str, new: NewJob, balance: Any) -> Event:
     )
 
 
+def _asked(job_id: str, new: NewJob) -> tuple[Any, ...]:
+    """A new job's columns from its request: id to cost, in the order both engines' inserts take them."""
+    return (
+        job_id,
+        new.key_id,
+        new.model,
+        new.served_model,
+        new.provider,
+        new.prompt,
+        new.effective_prompt,
+        new.style,
+        json.dumps(new.options),
+        new.callback_url,
+        new.cost,
+    )
+
+
+def _held_by(new: NewJob, lease: Lease | None, lease_until: float) -> tuple[Any, ...]:
+    """Its owner, epoch and lease (born claimed, or not), and its hold."""
+    return (
+        lease.owner if lease else None,
+        lease.epoch if lease else 0,
+        lease_until,
+        new.cost if new.held else None,
+    )
+
+
 # Stands for the balance in the first event's JSON until the database knows it (no JSON holds a NUL).
 _BALANCE_MARK = "\x00balance\x00"
 
@@ -317,22 +331,9 @@ async def _create_in_postgres(
     row = await db.write_one(
         "SELECT outcome, balance_now, job FROM create_job(" + ", ".join(["?"] * 24) + ")",
         (
-            job_id,
-            new.key_id,
-            new.model,
-            new.served_model,
-            new.provider,
-            new.prompt,
-            new.effective_prompt,
-            new.style,
-            json.dumps(new.options),
-            new.callback_url,
-            new.cost,
+            *_asked(job_id, new),
             stamp(),
-            lease.owner if lease else None,
-            lease.epoch if lease else 0,
-            lease_until,
-            new.cost if new.held else None,
+            *_held_by(new, lease, lease_until),
             marked,
             mark,
             *caps,
