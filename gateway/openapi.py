@@ -107,24 +107,26 @@ PAGING = [
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}}
 GENERATE_BODY = {"required": True, "content": json_content(ref("GenerateRequest"))}
 
+
 # What a client can do next with what an answer names: the stateful fuzzing follows these.
-JOB_LINKS = {
-    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
-    for name, operation in (
-        ("GetJob", "getGeneration"),
-        ("CancelJob", "cancelGeneration"),
-        ("JobEvents", "jobEvents"),
-    )
-}
-KEY_LINKS = {
-    name: {"operationId": operation, "parameters": {"key_id": "$response.body#/id"}}
-    for name, operation in (
-        ("GetKey", "getKey"),
-        ("UpdateKey", "updateKey"),
-        ("CreditKey", "creditKey"),
-        ("RevokeKey", "revokeKey"),
-    )
-}
+def links(parameter: str, *operations: tuple[str, str]) -> dict[str, Any]:
+    """Links that pass the answer's `id` on as `parameter` to each (name, operationId)."""
+    return {
+        name: {"operationId": operation, "parameters": {parameter: "$response.body#/id"}}
+        for name, operation in operations
+    }
+
+
+JOB_LINKS = links(
+    "job_id", ("GetJob", "getGeneration"), ("CancelJob", "cancelGeneration"), ("JobEvents", "jobEvents")
+)
+KEY_LINKS = links(
+    "key_id",
+    ("GetKey", "getKey"),
+    ("UpdateKey", "updateKey"),
+    ("CreditKey", "creditKey"),
+    ("RevokeKey", "revokeKey"),
+)
 
 NO_AUTH: list[dict[str, Any]] = []
 ADMIN: list[dict[str, Any]] = [{"admin": []}]

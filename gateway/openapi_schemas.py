@@ -9,6 +9,20 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def page_of(item: str) -> dict[str, Any]:
+    """One page of a list: its items, how many there are in all, and the page's limit and offset."""
+    return {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": ref(item)},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    }
+
+
 # The `code` of a job's `Error` event (and its job object's `error_code`): why the job failed.
 JOB_ERROR_CODES = (
     "upstream_failed",
@@ -142,16 +156,7 @@ SCHEMAS: dict[str, Any] = {
             "events_url": {"type": "string"},
         },
     },
-    "JobPage": {
-        "type": "object",
-        "required": ["items", "total", "limit", "offset"],
-        "properties": {
-            "items": {"type": "array", "items": ref("Job")},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    },
+    "JobPage": page_of("Job"),
     "LedgerEntry": {
         "type": "object",
         "properties": {
@@ -164,15 +169,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
         },
     },
-    "LedgerPage": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": ref("LedgerEntry")},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    },
+    "LedgerPage": page_of("LedgerEntry"),
     "Balance": {
         "type": "object",
         "required": ["token_balance"],
@@ -289,16 +286,7 @@ SCHEMAS: dict[str, Any] = {
             },
         ]
     },
-    "AdminJobPage": {
-        "type": "object",
-        "required": ["items", "total", "limit", "offset"],
-        "properties": {
-            "items": {"type": "array", "items": ref("AdminJob")},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    },
+    "AdminJobPage": page_of("AdminJob"),
     "ProviderHealth": {
         "type": "object",
         "properties": {
