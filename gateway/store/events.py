@@ -21,13 +21,10 @@ async def append(tx: Tx, job_id: str, data: dict[str, Any]) -> Event:
 
 async def store(tx: Tx, job_id: str, seq: int, data: dict[str, Any]) -> Event:
     """Store an event already numbered (`jobs.last_event_id` raised to `seq` in the same transaction)."""
-    return await store_event(tx, Event(job_id, seq, data))
-
-
-async def store_event(tx: Tx, event: Event) -> Event:
+    event = Event(job_id, seq, data)
     await tx.execute(
         "INSERT INTO job_events (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
-        (event.job_id, event.seq, event.json(), stamp()),
+        (job_id, seq, event.json(), stamp()),
     )
     return event
 

@@ -244,8 +244,7 @@ async def create(
         if balance is None:
             current = await tx.one("SELECT balance FROM api_keys WHERE id = ?", (new.key_id,))
             raise InsufficientTokens(new.cost, int(current[0]) if current else 0)
-        first = _first_event(job_id, new, balance)
-        await events.store_event(tx, first)
+        first = await events.store(tx, job_id, 1, _first_event(job_id, new, balance))
         if idempotency is not None:  # a stale record (past the TTL) is replaced
             await tx.execute(
                 "INSERT INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)"
@@ -268,19 +267,16 @@ async def create(
     return await db.write(work)
 
 
-def _first_event(job_id: str, new: NewJob, balance: Any) -> Event:
-    return Event(
-        job_id,
-        1,
-        {
-            "status": "Processing started",
-            "job_id": job_id,
-            "model": new.model,
-            "cost": new.cost,
-            "balance": balance,
-            **new.extra_first_event,
-        },
-    )
+def _first_event(job_id: str, new: NewJob, balance: Any) -> dict[str, Any]:
+    """The data of a new job's event 1."""
+    return {
+        "status": "Processing started",
+        "job_id": job_id,
+        "model": new.model,
+        "cost": new.cost,
+        "balance": balance,
+        **new.extra_first_event,
+    }
 
 
 def _asked(job_id: str, new: NewJob) -> tuple[Any, ...]:
@@ -326,27 +322,27 @@ async def _create_in_postgres(
 ) -> tuple[Job, Event | None]:
     """`create`, run by the database in one round trip (see pg_functions.py)."""
     job_id = new_job_id()
-    marked = _first_event(job_id, new, _BALANCE_MARK).json()
+    marked = Event(job_id, 1, _first_event(job_id, new, _BALANCE_MARK)).json()
     mark = json.dumps(_BALANCE_MARK)
+    params = (
+        *_asked(job_id, new),
+        stamp(),
+        *_held_by(new, lease, lease_until),
+        marked,
+        mark,
+        *caps,
+        idempotency.key if idempotency else None,
+        idempotency.body_hash if idempotency else None,
+        cutoff,
+    )
     row = await db.write_one(
-        "SELECT outcome, balance_now, job FROM create_job(" + ", ".join(["?"] * 24) + ")",
-        (
-            *_asked(job_id, new),
-            stamp(),
-            *_held_by(new, lease, lease_until),
-            marked,
-            mark,
-            *caps,
-            idempotency.key if idempotency else None,
-            idempotency.body_hash if idempotency else None,
-            cutoff,
-        ),
+        "SELECT outcome, balance_now, job FROM create_job(" + ", ".join("?" * len(params)) + ")", params
     )
     assert row is not None
     outcome = row["outcome"]
     if outcome == "created":
         balance = int(row["balance_now"])
-        first = _first_event(job_id, new, balance)
+        first = Event(job_id, 1, _first_event(job_id, new, balance))
         first.__dict__["encoded"] = marked.replace(mark, str(balance))  # as stored
         return row_to_job(json.loads(row["job"])), first
     if outcome == "replay":
