@@ -14,6 +14,7 @@ from gateway.store import events
 from gateway.store.db import Database, Row, Tx, iso, now, parse_iso, stamp
 from gateway.store.ledger import append_entry
 from gateway.store.pg_functions import NEXT_ROUND
+from gateway.store.postgres import PostgresDatabase
 
 UNFINISHED = ("queued", "processing")
 TERMINAL = ("completed", "failed", "canceled")
@@ -374,13 +375,14 @@ def _too_many_waiting(cap: int | None) -> TooManyJobs:
 _NEXT_ROUND = NEXT_ROUND.format(key="?", provider="?")
 
 
+def _stored(changes: dict[str, Any]) -> dict[str, Any]:
+    """Each changed column's value as stored (a result's URLs are a JSON list in their column)."""
+    return {c: json.dumps(v) if c == "urls" and v is not None else v for c, v in changes.items()}
+
+
 def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
-    columns = []
-    values: list[Any] = []
-    for column, value in changes.items():
-        columns.append(f"{column} = ?")
-        values.append(json.dumps(value) if column == "urls" and value is not None else value)
-    return ", ".join(columns), values
+    stored = _stored(changes)
+    return ", ".join(f"{column} = ?" for column in stored), list(stored.values())
 
 
 def _guard(job_id: str, lease: Lease | None) -> tuple[str, tuple[Any, ...]]:
@@ -410,7 +412,7 @@ async def record(
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
 
-    if db.dialect == "postgresql":  # one statement, one round trip: this runs once per progress event
+    if isinstance(db, PostgresDatabase):  # one statement, one round trip: this runs once per progress event
         if event is None:
             if (
                 await db.write_one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING 1", (*values, *guard))
@@ -419,15 +421,12 @@ async def record(
                 raise NotChanged(job_id)
             return None
         unnumbered = Event(job_id, 0, event)
-        row = await db.write_one(
-            f"WITH changed AS (UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where}"
-            " RETURNING last_event_id) INSERT INTO job_events (job_id, seq, data, created_at)"
-            " SELECT ?, last_event_id, ?, ? FROM changed RETURNING seq",
-            (*values, *guard, job_id, unnumbered.json(), stamp()),
+        seq = await db.progress.record(  # group-committed with the other jobs' progress events
+            job_id, lease.epoch if lease else None, _stored(changes), unnumbered.json(), stamp()
         )
-        if row is None:
+        if seq is None:
             raise NotChanged(job_id)
-        return unnumbered.numbered(int(row[0]))
+        return unnumbered.numbered(seq)
 
     async def work(tx: Tx) -> Event | None:
         if event is None:

@@ -13,6 +13,7 @@ import anyio
 import asyncpg
 
 from gateway.store.db import Row, Work
+from gateway.store.pg_progress import ProgressWrites
 from gateway.store.schema import migrations
 
 log = logging.getLogger("gateway.store")
@@ -71,6 +72,8 @@ class PostgresDatabase:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self.progress = ProgressWrites(self._write_rows)
+        """Progress events, group-committed (see pg_progress.py)."""
 
     async def open(self) -> None:
         conn = await asyncpg.connect(self.url)
@@ -112,6 +115,15 @@ class PostgresDatabase:
         # instead of three).
         async def lone() -> Row | None:
             return await self.pool.fetchrow(to_dollars(sql), *params)
+
+        return await self._retried(lone)
+
+    async def _write_rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """One statement in `$n` form, run on its own like `write_one`; all its rows."""
+
+        async def lone() -> list[Row]:
+            rows: list[Row] = await self.pool.fetch(sql, *params)
+            return rows
 
         return await self._retried(lone)
 

@@ -1,0 +1,154 @@
+"""PostgreSQL's group commit for progress events: the writes that arrive together share a statement,
+and each still gets exactly what a write of its own would (its number, its order, its fence, its error)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+import anyio.lowlevel
+import asyncpg
+import pytest
+
+from gateway.store import events, jobs, keys, leases
+from gateway.store.jobs import Job, Lease, NewJob, NotChanged
+from gateway.store.postgres import PostgresDatabase
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
+    db = PostgresDatabase(postgres_url)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def leased_jobs(db: PostgresDatabase, n: int) -> list[Job]:
+    key = await keys.create(db, key_hash=f"h{time.monotonic_ns()}", prefix="gw_x", name="k", tokens=1000)
+    until = time.time() + 60
+    made = []
+    for _ in range(n):
+        job, _ = await jobs.create(
+            db, NewJob(key.id, "m", "m", "p", "x", "x", None, {}, 1), lease=Lease("a", 1), lease_until=until
+        )
+        made.append(job)
+    return made
+
+
+def tick(job: Job, progress: int) -> dict[str, object]:
+    return {"status": "Processing", "job_id": job.id, "progress": progress}
+
+
+async def test_progress_events_arriving_together_share_a_statement_and_keep_each_jobs_order(
+    pg: PostgresDatabase,
+) -> None:
+    made = await leased_jobs(pg, 20)
+    numbers: dict[str, list[int]] = {job.id: [] for job in made}
+
+    async def drive(job: Job) -> None:
+        for progress in (10, 20, 30):
+            event = await jobs.record(
+                pg, job.id, {"progress": progress}, tick(job, progress), lease=job.lease
+            )
+            assert event is not None
+            numbers[job.id].append(event.seq)
+
+    before = pg.progress.statements
+    async with anyio.create_task_group() as tg:
+        for job in made:
+            tg.start_soon(drive, job)
+    assert pg.progress.statements - before <= 6  # 60 writes, about one statement per round
+    for job in made:
+        assert numbers[job.id] == [2, 3, 4]  # the first event (1) came with the create
+        logged = await events.after(pg, job.id, 1)
+        assert [(e.seq, e.data["progress"]) for e in logged] == [(2, 10), (3, 20), (4, 30)]
+        stored = await jobs.get(pg, job.id)
+        assert stored is not None and stored.progress == 30 and stored.last_event_id == 4
+
+
+async def test_two_writes_of_one_job_at_once_go_one_after_the_other(pg: PostgresDatabase) -> None:
+    [job] = await leased_jobs(pg, 1)
+    seqs: dict[int, int] = {}
+
+    async def write(progress: int) -> None:
+        event = await jobs.record(pg, job.id, {"progress": progress}, tick(job, progress), lease=job.lease)
+        assert event is not None
+        seqs[progress] = event.seq
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write, 1)
+        tg.start_soon(write, 2)
+    assert sorted(seqs.values()) == [2, 3]
+    logged = await events.after(pg, job.id, 1)
+    assert [(e.seq, e.data["progress"]) for e in logged] == sorted((s, p) for p, s in seqs.items())
+
+
+async def test_a_fenced_write_fails_alone_in_its_statement(pg: PostgresDatabase) -> None:
+    old, other = await leased_jobs(pg, 2)
+    now = time.time()
+    await pg.write_one("UPDATE jobs SET lease_until = 0 WHERE id = ?", (old.id,))
+    [taken] = await leases.claim_lapsed(pg, "b", now=now, until=now + 60)
+    assert taken.id == old.id and taken.lease == Lease("b", 2)
+    outcomes: dict[str, object] = {}
+
+    async def write(job: Job) -> None:
+        try:
+            outcomes[job.id] = await jobs.record(pg, job.id, {"progress": 5}, tick(job, 5), lease=job.lease)
+        except NotChanged:
+            outcomes[job.id] = "fenced"
+
+    before = pg.progress.statements
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write, old)  # still holding epoch 1
+        tg.start_soon(write, other)
+    assert pg.progress.statements - before == 1
+    assert outcomes[old.id] == "fenced"
+    assert await events.after(pg, old.id, 1) == []
+    [logged] = await events.after(pg, other.id, 1)
+    assert outcomes[other.id] == logged and logged.seq == 2
+
+
+async def test_a_statement_that_fails_fails_each_of_its_writes_and_writes_nothing(
+    pg: PostgresDatabase,
+) -> None:
+    good, bad = await leased_jobs(pg, 2)
+    errors: dict[str, str] = {}
+
+    async def write(job: Job, progress: object) -> None:
+        try:
+            await jobs.record(pg, job.id, {"progress": progress}, tick(job, 1), lease=job.lease)
+        except asyncpg.PostgresError as exc:
+            errors[job.id] = type(exc).__name__
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write, good, 1)
+        tg.start_soon(write, bad, "not a number")  # the whole statement is refused
+    assert set(errors) == {good.id, bad.id}
+    assert await events.after(pg, good.id, 1) == [] == await events.after(pg, bad.id, 1)
+    event = await jobs.record(pg, good.id, {"progress": 2}, tick(good, 2), lease=good.lease)
+    assert event is not None and event.seq == 2  # the next statement works
+
+
+async def test_a_writer_cancelled_while_its_statement_commits_still_learns_its_number(
+    pg: PostgresDatabase,
+) -> None:
+    [job] = await leased_jobs(pg, 1)
+    seen: list[object] = []
+
+    async def write() -> None:
+        event = await jobs.record(pg, job.id, {"progress": 7}, tick(job, 7), lease=job.lease)
+        seen.append(event.seq if event else None)
+        await anyio.lowlevel.checkpoint()
+        seen.append("never")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write)
+        await anyio.lowlevel.checkpoint()
+        tg.cancel_scope.cancel()
+    assert seen == [2]
+    assert [e.seq for e in await events.after(pg, job.id, 1)] == [2]
