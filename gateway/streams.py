@@ -41,8 +41,10 @@ async def follow(
             live_event = await _next(mailbox, bus.poll_seconds)
             if live_event is not None and live_event.seq <= after + 1:
                 batch = [live_event]
-            else:
+            elif live_event is not None or await event_log.moved_past(db, job_id, after):
                 batch = await event_log.after(db, job_id, after)
+            else:  # a quiet spell, and nothing was missed
+                batch = []
 
 
 async def _next(live: Mailbox, within: float | None) -> Event | None:

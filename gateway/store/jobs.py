@@ -14,6 +14,7 @@ from gateway.store import events
 from gateway.store.db import Database, Row, Tx, iso, now, parse_iso, stamp
 from gateway.store.ledger import append_entry
 from gateway.store.pg_functions import NEXT_ROUND
+from gateway.store.pg_progress import ProgressWrite
 from gateway.store.postgres import PostgresDatabase
 
 UNFINISHED = ("queued", "processing")
@@ -422,7 +423,9 @@ async def record(
             return None
         unnumbered = Event(job_id, 0, event)
         seq = await db.progress.record(  # group-committed with the other jobs' progress events
-            job_id, lease.epoch if lease else None, _stored(changes), unnumbered.json(), stamp()
+            ProgressWrite(
+                job_id, lease.epoch if lease else None, _stored(changes), unnumbered.json(), stamp()
+            )
         )
         if seq is None:
             raise NotChanged(job_id)

@@ -13,7 +13,7 @@ import anyio
 import asyncpg
 
 from gateway.store.db import Row, Work
-from gateway.store.pg_progress import ProgressWrites
+from gateway.store.pg_progress import EventHeads, ProgressWrites
 from gateway.store.schema import migrations
 
 log = logging.getLogger("gateway.store")
@@ -74,6 +74,8 @@ class PostgresDatabase:
         self._pool: asyncpg.Pool | None = None
         self.progress = ProgressWrites(self._write_rows)
         """Progress events, group-committed (see pg_progress.py)."""
+        self.heads = EventHeads(self._read_rows)
+        """Jobs' last event numbers, read for many jobs at once."""
 
     async def open(self) -> None:
         conn = await asyncpg.connect(self.url)
@@ -126,6 +128,10 @@ class PostgresDatabase:
             return rows
 
         return await self._retried(lone)
+
+    async def _read_rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        rows: list[Row] = await self.pool.fetch(sql, *params)
+        return rows
 
     async def _retried(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
         with anyio.CancelScope(shield=True):

@@ -1,5 +1,6 @@
-"""PostgreSQL's group commit for progress events: the writes that arrive together share a statement,
-and each still gets exactly what a write of its own would (its number, its order, its fence, its error)."""
+"""PostgreSQL's batched statements: progress events group-committed (the writes that arrive together
+share a statement, and each still gets exactly what a write of its own would: its number, its order,
+its fence, its error), and quiet streams' looks at the log asked together."""
 
 from __future__ import annotations
 
@@ -58,11 +59,11 @@ async def test_progress_events_arriving_together_share_a_statement_and_keep_each
             assert event is not None
             numbers[job.id].append(event.seq)
 
-    before = pg.progress.statements
+    before = pg.progress.batches.sent
     async with anyio.create_task_group() as tg:
         for job in made:
             tg.start_soon(drive, job)
-    assert pg.progress.statements - before <= 6  # 60 writes, about one statement per round
+    assert pg.progress.batches.sent - before <= 6  # 60 writes, about one statement per round
     for job in made:
         assert numbers[job.id] == [2, 3, 4]  # the first event (1) came with the create
         logged = await events.after(pg, job.id, 1)
@@ -102,11 +103,11 @@ async def test_a_fenced_write_fails_alone_in_its_statement(pg: PostgresDatabase)
         except NotChanged:
             outcomes[job.id] = "fenced"
 
-    before = pg.progress.statements
+    before = pg.progress.batches.sent
     async with anyio.create_task_group() as tg:
         tg.start_soon(write, old)  # still holding epoch 1
         tg.start_soon(write, other)
-    assert pg.progress.statements - before == 1
+    assert pg.progress.batches.sent - before == 1
     assert outcomes[old.id] == "fenced"
     assert await events.after(pg, old.id, 1) == []
     [logged] = await events.after(pg, other.id, 1)
@@ -152,3 +153,19 @@ async def test_a_writer_cancelled_while_its_statement_commits_still_learns_its_n
         tg.cancel_scope.cancel()
     assert seen == [2]
     assert [e.seq for e in await events.after(pg, job.id, 1)] == [2]
+
+
+async def test_quiet_streams_checking_the_log_at_once_ask_in_one_statement(pg: PostgresDatabase) -> None:
+    moved, still = await leased_jobs(pg, 2)
+    await jobs.record(pg, moved.id, {"progress": 1}, tick(moved, 1), lease=moved.lease)
+    before = pg.heads.batches.sent
+    answers: dict[str, bool] = {}
+
+    async def check(job_id: str) -> None:
+        answers[job_id] = await events.moved_past(pg, job_id, 1)
+
+    async with anyio.create_task_group() as tg:
+        for job_id in (moved.id, still.id, "job_none"):
+            tg.start_soon(check, job_id)
+    assert pg.heads.batches.sent - before == 1
+    assert answers == {moved.id: True, still.id: False, "job_none": False}

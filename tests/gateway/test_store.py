@@ -234,6 +234,17 @@ async def test_concurrent_writes_are_each_atomic_on_their_own(db: Database) -> N
     assert await ledger.balance(db, key_id) == 1 == await ledger.total(db, key_id)
 
 
+async def test_a_quiet_stream_learns_whether_its_jobs_log_moved_past_what_it_sent(db: Database) -> None:
+    key_id = await funded_key(db, 100)
+    job, first = await jobs.create(db, new_job(key_id))
+    assert first is not None and first.seq == 1
+    assert not await events.moved_past(db, job.id, 1)
+    await jobs.record(db, job.id, {"progress": 5}, {"status": "Processing", "job_id": job.id})
+    assert await events.moved_past(db, job.id, 1)
+    assert not await events.moved_past(db, job.id, 2)
+    assert not await events.moved_past(db, "job_missing", 0)
+
+
 async def test_a_lapsed_lease_is_taken_over_and_the_old_driver_is_fenced_off(db: Database) -> None:
     key_id = await funded_key(db, 100)
     now = time.time()
