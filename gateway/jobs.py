@@ -107,7 +107,7 @@ async def create_job(
     )
     idempotency = Idempotency(idempotency_key, body_hash(body)) if idempotency_key else None
     limit = key.max_concurrent_jobs or svc.settings.default_max_concurrent_jobs
-    lease, lease_until = svc.runner.new_lease()
+    lease, lease_seconds = svc.runner.new_lease()
     job, first = await job_store.create(
         svc.db,
         new,
@@ -117,7 +117,7 @@ async def create_job(
         provider_capacity=route.upstream.capacity,
         idempotency_ttl_seconds=svc.settings.idempotency_ttl_seconds,
         lease=lease,
-        lease_until=lease_until,
+        lease_seconds=lease_seconds,
     )
     if first is not None:
         svc.metrics.tokens_debited.inc(job.cost)

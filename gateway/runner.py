@@ -107,8 +107,9 @@ class Runner:
         return time.time() + self._clock_offset
 
     def new_lease(self) -> tuple[Lease, float]:
-        """The lease a job is born with on this replica, and when it lapses unless renewed."""
-        return Lease(self.instance_id, 1), self.now() + self.lease_seconds
+        """The lease a job is born with on this replica, and how long it lasts from the job's insert
+        unless renewed."""
+        return Lease(self.instance_id, 1), self.lease_seconds
 
     def start(self, job: Job) -> None:
         assert self._tg is not None, "the runner is not attached to the app's task group"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -174,12 +175,13 @@ async def create(
     provider_capacity: int | None = None,
     idempotency_ttl_seconds: int = 24 * 3600,
     lease: Lease | None = None,
-    lease_until: float = 0,
+    lease_seconds: float = 0,
 ) -> tuple[Job, Event | None]:
     """Debit the price and create the job with its first event, all in one transaction.
 
     Returns the job and its `Processing started` event; an idempotent replay returns the earlier job
-    and None (nothing is debited again). With `lease`, the new job is born claimed by its creator.
+    and None (nothing is debited again). With `lease`, the new job is born claimed by its creator, for
+    `lease_seconds` from the moment it is stored (not from the call: a create may wait its turn).
     """
     cutoff = iso(now() - timedelta(seconds=idempotency_ttl_seconds)) if idempotency is not None else None
 
@@ -212,7 +214,7 @@ async def create(
                 *_asked(job_id, new),
                 created,
                 created,
-                *_held_by(new, lease, lease_until),
+                *_held_by(new, lease, time.time() + lease_seconds),
                 new.key_id,
                 new.provider,
                 new.provider,
@@ -264,7 +266,7 @@ async def create(
             cutoff=cutoff,
             caps=(max_concurrent_jobs, max_queued_jobs, provider_capacity),
             lease=lease,
-            lease_until=lease_until,
+            lease_seconds=lease_seconds,
         )
     return await db.write(work)
 
@@ -298,12 +300,13 @@ def _asked(job_id: str, new: NewJob) -> tuple[Any, ...]:
     )
 
 
-def _held_by(new: NewJob, lease: Lease | None, lease_until: float) -> tuple[Any, ...]:
-    """Its owner, epoch and lease (born claimed, or not), and its hold."""
+def _held_by(new: NewJob, lease: Lease | None, lease_time: float) -> tuple[Any, ...]:
+    """Its owner, epoch and lease (born claimed, or not: when it lapses, or on PostgreSQL how long it
+    lasts from the insert), and its hold."""
     return (
         lease.owner if lease else None,
         lease.epoch if lease else 0,
-        lease_until,
+        lease_time,
         new.cost if new.held else None,
     )
 
@@ -320,7 +323,7 @@ async def _create_in_postgres(
     cutoff: str | None,
     caps: tuple[int | None, int | None, int | None],
     lease: Lease | None,
-    lease_until: float,
+    lease_seconds: float,
 ) -> tuple[Job, Event | None]:
     """`create`, run by the database in one round trip (see pg_functions.py)."""
     job_id = new_job_id()
@@ -329,7 +332,7 @@ async def _create_in_postgres(
     params = (
         *_asked(job_id, new),
         stamp(),
-        *_held_by(new, lease, lease_until),
+        *_held_by(new, lease, lease_seconds),
         marked,
         mark,
         *caps,

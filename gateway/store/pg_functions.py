@@ -85,7 +85,7 @@ CREATE_JOB = f"""
     CREATE FUNCTION create_job(
         p_id TEXT, p_key TEXT, p_model TEXT, p_served_model TEXT, p_provider TEXT, p_prompt TEXT,
         p_effective_prompt TEXT, p_style TEXT, p_options TEXT, p_callback_url TEXT, p_cost BIGINT,
-        p_created TEXT, p_owner TEXT, p_epoch BIGINT, p_lease_until DOUBLE PRECISION, p_hold BIGINT,
+        p_created TEXT, p_owner TEXT, p_epoch BIGINT, p_lease_seconds DOUBLE PRECISION, p_hold BIGINT,
         p_event TEXT, p_balance_mark TEXT,
         p_max_concurrent BIGINT, p_max_queued BIGINT, p_capacity BIGINT,
         p_idem_key TEXT, p_idem_hash TEXT, p_idem_cutoff TEXT)
@@ -139,7 +139,7 @@ CREATE_JOB = f"""
             last_event_id, hold, queue_round)
             VALUES (p_id, p_key, p_model, p_served_model, p_provider, p_prompt, p_effective_prompt,
             p_style, p_options, p_callback_url, 'queued', p_cost, p_created, p_created, p_owner,
-            p_epoch, p_lease_until, 1, p_hold, {NEXT_ROUND.format(key="p_key", provider="p_provider")})
+            p_epoch, extract(epoch from clock_timestamp()) + p_lease_seconds, 1, p_hold, {NEXT_ROUND.format(key="p_key", provider="p_provider")})
             RETURNING * INTO made;
         UPDATE api_keys SET balance = balance - p_cost WHERE id = p_key RETURNING balance INTO funds;
         INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, created_at)
@@ -157,3 +157,8 @@ CREATE_JOB = f"""
 """
 
 STORED_FUNCTIONS = TAKE_SLOT + CREATE_JOB
+
+# A new job's lease runs from the moment it is stored, by the database's clock: measured from before
+# the call, a create that waited its turn behind a burst of others could be born with its lease lapsed
+# (and be taken over, and started again, by the very replica that had just created it).
+LEASE_FROM_INSERT = "DROP FUNCTION create_job;" + CREATE_JOB

@@ -1,6 +1,7 @@
 """PostgreSQL's batched statements: progress events group-committed (the writes that arrive together
 share a statement, and each still gets exactly what a write of its own would: its number, its order,
-its fence, its error), and quiet streams' looks at the log asked together."""
+its fence, its error), and quiet streams' looks at the log asked together; and a new job's lease,
+counted by the database from its insert."""
 
 from __future__ import annotations
 
@@ -31,11 +32,10 @@ async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
 
 async def leased_jobs(db: PostgresDatabase, n: int) -> list[Job]:
     key = await keys.create(db, key_hash=f"h{time.monotonic_ns()}", prefix="gw_x", name="k", tokens=1000)
-    until = time.time() + 60
     made = []
     for _ in range(n):
         job, _ = await jobs.create(
-            db, NewJob(key.id, "m", "m", "p", "x", "x", None, {}, 1), lease=Lease("a", 1), lease_until=until
+            db, NewJob(key.id, "m", "m", "p", "x", "x", None, {}, 1), lease=Lease("a", 1), lease_seconds=60
         )
         made.append(job)
     return made
@@ -169,3 +169,34 @@ async def test_quiet_streams_checking_the_log_at_once_ask_in_one_statement(pg: P
             tg.start_soon(check, job_id)
     assert pg.heads.batches.sent - before == 1
     assert answers == {moved.id: True, still.id: False, "job_none": False}
+
+
+async def test_a_create_that_waits_its_turn_is_born_with_its_whole_lease(pg: PostgresDatabase) -> None:
+    key = await keys.create(pg, key_hash="h-wait", prefix="gw_x", name="k", tokens=100)
+    conn = await asyncpg.connect(pg.url)
+    try:
+        holding = conn.transaction()
+        await holding.start()
+        await conn.execute("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE", key.id)  # creates wait
+        asked_at = time.time()
+        async with anyio.create_task_group() as tg:
+            made: list[Job] = []
+
+            async def create() -> None:
+                job, _ = await jobs.create(
+                    pg,
+                    NewJob(key.id, "m", "m", "p", "x", "x", None, {}, 1),
+                    lease=Lease("a", 1),
+                    lease_seconds=2,
+                )
+                made.append(job)
+
+            tg.start_soon(create)
+            await anyio.sleep(1.5)
+            await holding.rollback()
+        row = await pg.fetchone("SELECT lease_until FROM jobs WHERE id = ?", (made[0].id,))
+        assert row is not None and row[0] >= asked_at + 1.5 + 2  # not lapsed half-way through the wait
+        now = time.time()
+        assert await leases.claim_lapsed(pg, "b", now=now, until=now + 60) == []
+    finally:
+        await conn.close()

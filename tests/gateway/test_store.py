@@ -90,7 +90,10 @@ async def test_a_debit_never_takes_the_balance_below_zero(db: Database) -> None:
 async def test_a_created_job_is_stored_as_returned_with_its_first_event_and_its_debit(db: Database) -> None:
     key_id = await funded_key(db, 25)
     asked = replace(new_job(key_id, cost=10), extra_first_event={"served_by": "m-\u00e9"}, held=True)
-    job, first = await jobs.create(db, asked, lease=Lease("replica-a", 1), lease_until=12.5)
+    asked_at = time.time()
+    job, first = await jobs.create(db, asked, lease=Lease("replica-a", 1), lease_seconds=12.5)
+    lease_row = await db.fetchone("SELECT lease_until FROM jobs WHERE id = ?", (job.id,))
+    assert lease_row is not None and asked_at + 12.5 <= lease_row[0] <= time.time() + 12.5
 
     assert first is not None and first.seq == 1
     assert first.data == {
@@ -248,7 +251,7 @@ async def test_a_quiet_stream_learns_whether_its_jobs_log_moved_past_what_it_sen
 async def test_a_lapsed_lease_is_taken_over_and_the_old_driver_is_fenced_off(db: Database) -> None:
     key_id = await funded_key(db, 100)
     now = time.time()
-    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 2)
+    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_seconds=2)
     assert job.lease == Lease("a", 1)
     await jobs.record(
         db, job.id, {"progress": 10}, {"status": "Processing", "job_id": job.id}, lease=job.lease
@@ -276,7 +279,7 @@ async def test_a_lapsed_lease_is_taken_over_and_the_old_driver_is_fenced_off(db:
 async def test_a_submit_intent_is_fenced_and_survives_a_take_over(db: Database) -> None:
     key_id = await funded_key(db, 100)
     now = time.time()
-    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 2)
+    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_seconds=2)
     assert not job.submit_uncertain
     await jobs.record_submit_intent(db, job.id, lease=job.lease)
     taken = await leases.claim_lapsed(db, "b", now=now + 5, until=now + 15)
@@ -296,7 +299,7 @@ async def test_a_submit_intent_is_fenced_and_survives_a_take_over(db: Database) 
 async def test_replicas_claiming_at_once_never_share_a_job(db: Database) -> None:
     key_id = await funded_key(db, 1000)
     for _ in range(30):
-        await jobs.create(db, new_job(key_id, 1), lease=Lease("dead", 1), lease_until=1.0)
+        await jobs.create(db, new_job(key_id, 1), lease=Lease("dead", 1), lease_seconds=-60)  # born lapsed
     claims: dict[str, list[str]] = {}
 
     async def claim(owner: str) -> None:
@@ -317,7 +320,7 @@ async def test_provider_slots_are_one_cap_for_every_replica_first_come_first_ser
     key_id = await funded_key(db, 1000)
     made = []
     for _ in range(4):
-        job, _ = await jobs.create(db, new_job(key_id, 1), lease=Lease("r", 1), lease_until=time.time() + 60)
+        job, _ = await jobs.create(db, new_job(key_id, 1), lease=Lease("r", 1), lease_seconds=60)
         made.append(job)
     newest_first = list(reversed(made))
     one = [AccountCap("default", 2)]
@@ -336,7 +339,7 @@ async def test_each_account_has_its_own_cap_and_jobs_go_to_the_least_loaded_by_w
     key_id = await funded_key(db, 1000)
     accounts = [AccountCap("a", 1), AccountCap("b", 3, weight=2.0)]
     made = [
-        (await jobs.create(db, new_job(key_id, 1), lease=Lease("r", 1), lease_until=time.time() + 60))[0]
+        (await jobs.create(db, new_job(key_id, 1), lease=Lease("r", 1), lease_seconds=60))[0]
         for _ in range(5)
     ]
     places = [await shared.take_slot(db, j.id, j.epoch, "p", accounts) for j in made]
@@ -389,14 +392,14 @@ async def test_the_slot_counts_follow_every_change_of_a_job_whoever_writes_it(db
     rng = random.Random(11)
     keys_ = [await funded_key(db, 10_000) for _ in range(2)]
     accounts = [AccountCap("a", 3), AccountCap("b", 2)]
-    lease, until = Lease("r", 1), time.time() + 60
+    lease = Lease("r", 1)
     live: list[jobs.Job] = []  # the walk changes unfinished jobs; finished ones leave the list
     for step in range(400):
         action = rng.choice(["create", "create", "take", "take", "give_back", "finish", "cancel", "raw"])
         job = rng.choice(live) if live else None
         if action == "create" or job is None:
             live.append(
-                (await jobs.create(db, new_job(rng.choice(keys_), 1), lease=lease, lease_until=until))[0]
+                (await jobs.create(db, new_job(rng.choice(keys_), 1), lease=lease, lease_seconds=60))[0]
             )
         elif action == "take":
             await shared.take_slot(db, job.id, job.epoch, "p", rng.sample(accounts, rng.randint(1, 2)))
@@ -460,15 +463,15 @@ async def test_the_slot_counts_start_from_the_jobs_already_holding_slots(tmp_pat
 
 async def test_the_queue_is_fair_across_keys(db: Database) -> None:
     burst, single = await funded_key(db, 1000), await funded_key(db, 1000)
-    lease, until = Lease("r", 1), time.time() + 60
+    lease = Lease("r", 1)
     burst_jobs = [
-        (await jobs.create(db, new_job(burst, 1), lease=lease, lease_until=until))[0] for _ in range(6)
+        (await jobs.create(db, new_job(burst, 1), lease=lease, lease_seconds=60))[0] for _ in range(6)
     ]
     cap = [AccountCap("default", 1)]
     assert await shared.take_slot(db, burst_jobs[0].id, 1, "p", cap) == Place(0, "default")
     for job in burst_jobs[1:]:
         await shared.take_slot(db, job.id, 1, "p", cap)
-    lone, _ = await jobs.create(db, new_job(single, 1), lease=lease, lease_until=until)
+    lone, _ = await jobs.create(db, new_job(single, 1), lease=lease, lease_seconds=60)
     # behind the burst's next job only, not behind all five of its waiting jobs
     assert await shared.take_slot(db, lone.id, 1, "p", cap) == Place(2)
     assert [(await shared.take_slot(db, j.id, 1, "p", cap)).position for j in burst_jobs[1:]] == [
@@ -563,8 +566,8 @@ async def test_one_replica_at_a_time_delivers_a_jobs_webhook(db: Database) -> No
 async def test_only_the_jobs_a_replica_drives_are_renewed(db: Database) -> None:
     key_id = await funded_key(db, 100)
     now = time.time()
-    driven, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 5)
-    orphan, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 5)
+    driven, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_seconds=5)
+    orphan, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_seconds=5)
     assert await leases.renew(db, "a", {driven.id: 1}, until=now + 60) == {driven.id: 1}
     # A previous life of "a" held the orphan: it lapses, and is taken up, by another or by "a" restarting.
     assert [j.id for j in await leases.claim_lapsed(db, "b", now=now + 10, until=now + 20)] == [orphan.id]
@@ -573,7 +576,7 @@ async def test_only_the_jobs_a_replica_drives_are_renewed(db: Database) -> None:
 async def test_a_restarted_instance_takes_its_own_jobs_back_at_once(db: Database) -> None:
     key_id = await funded_key(db, 100)
     now = time.time()
-    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_until=now + 60)
+    job, _ = await jobs.create(db, new_job(key_id), lease=Lease("a", 1), lease_seconds=60)
     assert await leases.claim_lapsed(db, "a", now=now, until=now + 60) == []
     again = await leases.claim_lapsed(db, "a", now=now, until=now + 60, own_too=True)
     assert [(j.id, j.epoch) for j in again] == [(job.id, 2)]
