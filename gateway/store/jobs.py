@@ -258,7 +258,7 @@ async def create(
             )
         return row_to_job(row), first  # as inserted: nothing in it changed since
 
-    if db.dialect == "postgresql":
+    if isinstance(db, PostgresDatabase):
         return await _create_in_postgres(
             db,
             new,
@@ -316,7 +316,7 @@ _BALANCE_MARK = "\x00balance\x00"
 
 
 async def _create_in_postgres(
-    db: Database,
+    db: PostgresDatabase,
     new: NewJob,
     *,
     idempotency: Idempotency | None,
@@ -340,9 +340,10 @@ async def _create_in_postgres(
         idempotency.body_hash if idempotency else None,
         cutoff,
     )
-    row = await db.write_one(
-        "SELECT outcome, balance_now, job FROM create_job(" + ", ".join("?" * len(params)) + ")", params
-    )
+    async with db.lanes(f"key:{new.key_id}"):  # one key's creates take turns on its row anyway
+        row = await db.write_one(
+            "SELECT outcome, balance_now, job FROM create_job(" + ", ".join("?" * len(params)) + ")", params
+        )
     assert row is not None
     outcome = row["outcome"]
     if outcome == "created":

@@ -13,7 +13,8 @@ committed), exactly as on its own. A failed statement fails every call it carrie
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -89,3 +90,32 @@ class Batches(Generic[I, R]):
             seen.add(name)
         self._waiting = later
         return batch
+
+
+class Lanes:
+    """At most `width` calls at a time per name, in this process.
+
+    Every create of one key waits on the key's row, and every slot taken for one provider on the
+    provider's lock row, in whichever replica it runs. Sent all at once, a burst kept dozens of
+    database sessions (and every pooled connection) queued on one row lock: a convoy in which each
+    hand-over waits for a sleeping session to be scheduled (create_job's mean time went from 2 ms to
+    475 ms with three replicas). Waiting here costs no connection, and the database sees a short line.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self._lanes: dict[str, tuple[anyio.Semaphore, int]] = {}
+
+    @asynccontextmanager
+    async def __call__(self, name: str) -> AsyncIterator[None]:
+        lane, users = self._lanes.get(name) or (anyio.Semaphore(self.width), 0)
+        self._lanes[name] = (lane, users + 1)
+        try:
+            async with lane:
+                yield
+        finally:
+            lane, users = self._lanes[name]
+            if users == 1:
+                del self._lanes[name]
+            else:
+                self._lanes[name] = (lane, users - 1)

@@ -13,6 +13,7 @@ import anyio
 import asyncpg
 
 from gateway.store.db import Row, Work
+from gateway.store.pg_batch import Lanes
 from gateway.store.pg_progress import EventHeads, ProgressWrites
 from gateway.store.schema import migrations
 
@@ -25,6 +26,9 @@ RETRIES = 3
 # A database that stops answering fails the write instead of holding a driver (or a shutdown) forever.
 COMMAND_TIMEOUT = 30.0
 ACQUIRE_TIMEOUT = 30.0
+
+# Two per row lock: one in the database, the next on its way.
+LANE_WIDTH = 2
 
 PLACEHOLDER = re.compile(r"\?")
 
@@ -76,6 +80,8 @@ class PostgresDatabase:
         """Progress events, group-committed (see pg_progress.py)."""
         self.heads = EventHeads(self._read_rows)
         """Jobs' last event numbers, read for many jobs at once."""
+        self.lanes = Lanes(LANE_WIDTH)
+        """The calls that wait on one shared row lock (a key's creates, a provider's slots), in line here."""
 
     async def open(self) -> None:
         conn = await asyncpg.connect(self.url)

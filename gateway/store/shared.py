@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.store.db import Database, Row, Tx, stamp
+from gateway.store.postgres import PostgresDatabase
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,20 @@ async def take_slot(
     key's previous unfinished job, and never behind the queue's head; places go by round, then age.
     """
 
-    if db.dialect == "postgresql":  # the same steps, run by the database (see pg_functions.py)
-        row = await db.write_one(
-            "SELECT slot_place, slot_account FROM take_slot(?, ?, ?, ?, ?, ?, ?)",
-            (
-                job_id,
-                epoch,
-                provider,
-                [a.name for a in accounts],
-                [a.limit for a in accounts],
-                [float(a.weight) for a in accounts],
-                stamp(),
-            ),
-        )
+    if isinstance(db, PostgresDatabase):  # the same steps, run by the database (see pg_functions.py)
+        async with db.lanes(f"slots:{provider}"):  # one provider's takes take turns on its lock row
+            row = await db.write_one(
+                "SELECT slot_place, slot_account FROM take_slot(?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    epoch,
+                    provider,
+                    [a.name for a in accounts],
+                    [a.limit for a in accounts],
+                    [float(a.weight) for a in accounts],
+                    stamp(),
+                ),
+            )
         assert row is not None
         return Place(int(row["slot_place"]), row["slot_account"])
 
