@@ -48,10 +48,11 @@ class Event:
     def json(self) -> str:
         return self.encoded
 
-    def numbered(self, seq: int) -> Event:
-        """The same event with its number in the log (its JSON, which holds no number, made once)."""
+    def numbered(self, seq: int, encoded: str | None = None) -> Event:
+        """The same event with its number in the log (its JSON, which holds no number, made once), or
+        with `encoded` as its JSON (the exact text the log holds)."""
         event = Event(self.job_id, seq, self.data)
-        event.__dict__["encoded"] = self.encoded
+        event.__dict__["encoded"] = self.encoded if encoded is None else encoded
         return event
 
     def sse(self, retry_ms: int | None = None) -> str:

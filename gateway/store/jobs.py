@@ -349,8 +349,7 @@ async def _create_in_postgres(
     if outcome == "created":
         balance = int(row["balance_now"])
         first = Event(job_id, 1, _first_event(job_id, new, balance))
-        first.__dict__["encoded"] = marked.replace(mark, str(balance))  # as stored
-        return row_to_job(json.loads(row["job"])), first
+        return row_to_job(json.loads(row["job"])), first.numbered(1, marked.replace(mark, str(balance)))
     if outcome == "replay":
         return row_to_job(json.loads(row["job"])), None
     if outcome == "idempotency_conflict":
@@ -414,19 +413,9 @@ async def record(
     Raises NotChanged when the job already finished or the lease is no longer this driver's.
     """
     changes = {**changes, "updated_at": stamp()}
-    sets, values = _assignments(changes)
-    where, guard = _guard(job_id, lease)
-
-    if isinstance(db, PostgresDatabase):  # one statement, one round trip: this runs once per progress event
-        if event is None:
-            if (
-                await db.write_one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING 1", (*values, *guard))
-                is None
-            ):
-                raise NotChanged(job_id)
-            return None
+    if isinstance(db, PostgresDatabase) and event is not None:  # once per progress event: group-committed
         unnumbered = Event(job_id, 0, event)
-        seq = await db.progress.record(  # group-committed with the other jobs' progress events
+        seq = await db.progress.record(
             ProgressWrite(
                 job_id, lease.epoch if lease else None, _stored(changes), unnumbered.json(), stamp()
             )
@@ -434,6 +423,13 @@ async def record(
         if seq is None:
             raise NotChanged(job_id)
         return unnumbered.numbered(seq)
+
+    sets, values = _assignments(changes)
+    where, guard = _guard(job_id, lease)
+    if isinstance(db, PostgresDatabase) and event is None:  # one statement, one round trip
+        if await db.write_one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING 1", (*values, *guard)) is None:
+            raise NotChanged(job_id)
+        return None
 
     async def work(tx: Tx) -> Event | None:
         if event is None:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.store.pg_batch import Batches, Run
+from gateway.store.slots_schema import UNFINISHED
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def _write_statement(columns: tuple[str, ...]) -> str:
         " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
         " FROM jsonb_array_elements($1::jsonb) AS x),"
         f" changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
-        " WHERE jobs.id = i.job AND jobs.status IN ('queued', 'processing')"
+        f" WHERE jobs.id = i.job AND jobs.status IN {UNFINISHED}"
         " AND (i.epoch IS NULL OR jobs.epoch = i.epoch) RETURNING jobs.id, jobs.last_event_id)"
         " INSERT INTO job_events (job_id, seq, data, created_at)"
         " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id"
@@ -89,7 +90,7 @@ class EventHeads:
 
     async def _send(self, job_ids: list[str]) -> list[int]:
         rows = await self._read(
-            "SELECT id, last_event_id FROM jobs WHERE id = ANY($1::text[])", [sorted(set(job_ids))]
+            "SELECT id, last_event_id FROM jobs WHERE id = ANY(?::text[])", [sorted(set(job_ids))]
         )
         heads = {row["id"]: int(row["last_event_id"]) for row in rows}
         return [heads.get(job_id, 0) for job_id in job_ids]

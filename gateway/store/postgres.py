@@ -78,7 +78,7 @@ class PostgresDatabase:
         self._pool: asyncpg.Pool | None = None
         self.progress = ProgressWrites(self._write_rows)
         """Progress events, group-committed (see pg_progress.py)."""
-        self.heads = EventHeads(self._read_rows)
+        self.heads = EventHeads(self.fetchall)
         """Jobs' last event numbers, read for many jobs at once."""
         self.lanes = Lanes(LANE_WIDTH)
         """The calls that wait on one shared row lock (a key's creates, a provider's slots), in line here."""
@@ -134,10 +134,6 @@ class PostgresDatabase:
             return rows
 
         return await self._retried(lone)
-
-    async def _read_rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        rows: list[Row] = await self.pool.fetch(sql, *params)
-        return rows
 
     async def _retried(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
         with anyio.CancelScope(shield=True):
