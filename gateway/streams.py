@@ -7,9 +7,10 @@ from contextlib import nullcontext
 
 import anyio
 from prometheus_client import Gauge
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from gateway.events import Event, EventBus, Mailbox
+from gateway.sse import EventStream
 from gateway.store import events as event_log
 from gateway.store.db import Database
 
@@ -67,7 +68,7 @@ def sse_response(
     live: Mailbox | None = None,
     open_streams: Gauge | None = None,
     send_timeout: float | None = None,
-) -> EventSourceResponse:
+) -> EventStream:
     """`first`, when given, is sent at once (it was just recorded) and the rest follows it; `live`
     is a subscription opened before anything after `first` was recorded (its owner closes it). A
     send that waits longer than `send_timeout` (a client that reads nothing) raises SendTimeoutError."""
@@ -89,7 +90,7 @@ def sse_response(
             if open_streams is not None:
                 open_streams.dec()
 
-    return EventSourceResponse(
+    return EventStream(
         body(),
         headers=SSE_HEADERS,
         ping=heartbeat,
