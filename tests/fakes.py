@@ -46,7 +46,8 @@ class ScriptedProvider:
     `hang-submit` → the submit reaches the upstream and answers only at release("submit");
     `no-answer` → the submit reaches the upstream and the answer is lost (SubmitUncertain);
     `slow-submit` → waits for release("submit") inside the submit; `chatty` → big Processing events
-    until release("chatty"); `result=<url>` → that URL is the result."""
+    until release("chatty"); `unannounced` → no Submitted, progress first; `result=<url>` → that URL
+    is the result."""
 
     name = "scripted"
     reports = frozenset({"duration"})
@@ -84,7 +85,10 @@ class ScriptedProvider:
         if "slow-submit" in task.prompt:
             ENTERED.setdefault("submit", anyio.Event()).set()
             await RELEASE.setdefault("submit", anyio.Event()).wait()
-        yield Submitted(f"up-{task.job_id}")
+        if (
+            "unannounced" not in task.prompt
+        ):  # else progress comes first, as from a server that runs it at once
+            yield Submitted(f"up-{task.job_id}")
         if "chatty" in task.prompt:
             chatty = RELEASE.setdefault("chatty", anyio.Event())
             for step in range(400):

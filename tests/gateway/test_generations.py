@@ -104,6 +104,23 @@ async def test_another_keys_job_is_404_everywhere(harness: Harness) -> None:
     release()
 
 
+async def test_progress_without_a_submitted_still_turns_the_job_to_processing(harness: Harness) -> None:
+    key, _ = await harness.new_key(100)
+    job = await create(harness, key, "unannounced hold")
+    url = f"/api/generations/{job['id']}"
+    with anyio.fail_after(5):
+        while (shown := (await harness.client.get(url, headers=bearer(key))).json())["progress"] != 25:
+            await anyio.sleep(0.01)
+    assert shown["status"] == "processing"
+    release()
+    with anyio.fail_after(5):
+        while (shown := (await harness.client.get(url, headers=bearer(key))).json())[
+            "status"
+        ] == "processing":
+            await anyio.sleep(0.01)
+    assert shown["status"] == "completed" and shown["progress"] == 100
+
+
 async def test_cancel_mid_job_refunds_once_then_409(harness: Harness) -> None:
     key, _ = await harness.new_key(100)
     job = await create(harness, key, "hold")
