@@ -149,3 +149,26 @@ async def test_head_is_answered_by_sse_starlette_without_a_stream() -> None:
     await EventStream(events(3), sep="\n")({**SCOPE, "method": "HEAD"}, client.receive, client.send)
     assert client.body == b""
     assert client.sent[-1]["more_body"] is False
+
+
+async def test_an_event_the_client_does_not_take_ends_the_stream_as_stalled_and_closes_the_body() -> None:
+    client = Client()
+    closed = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            yield b"data: 2\n\n"
+        finally:
+            closed.set()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message.get("body") == b"data: 2\n\n":
+            await asyncio.Event().wait()  # the socket's buffers are full, for good
+        await client.send(message)
+
+    response = EventStream(body(), ping=0, sep="\n", send_timeout=0.05)
+    with anyio.fail_after(2), pytest.raises(SendTimeoutError):
+        await response(SCOPE, client.receive, send)
+    assert client.body == b"data: 1\n\n"
+    assert closed.is_set()
