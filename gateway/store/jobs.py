@@ -340,11 +340,7 @@ async def _create_in_postgres(
         idempotency.body_hash if idempotency else None,
         cutoff,
     )
-    async with db.lanes(f"key:{new.key_id}"):  # one key's creates take turns on its row anyway
-        row = await db.write_one(
-            "SELECT outcome, balance_now, job FROM create_job(" + ", ".join("?" * len(params)) + ")", params
-        )
-    assert row is not None
+    row = await db.creates(params)
     outcome = row["outcome"]
     if outcome == "created":
         balance = int(row["balance_now"])

@@ -62,11 +62,15 @@ async def renew(db: Database, owner: str, driving: dict[str, int], *, until: flo
         marks = ", ".join("?" * len(chunk))
 
         async def work(tx: Tx, chunk: list[str] = chunk, marks: str = marks) -> list[Row]:
+            # On PostgreSQL the rows are locked in id order, as the batched progress writes lock theirs
+            # (pg_progress.py): taken in the order each statement's plan met them, the two deadlocked.
+            lock = " ORDER BY id FOR NO KEY UPDATE" if tx.dialect == "postgresql" else ""
             return list(
                 await tx.all(
-                    f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND {UNFINISHED_SQL}"
-                    f" AND id IN ({marks}) RETURNING id, epoch",
-                    (until, owner, *chunk),
+                    f"WITH held AS (SELECT id FROM jobs WHERE owner = ? AND {UNFINISHED_SQL}"
+                    f" AND id IN ({marks}){lock})"
+                    " UPDATE jobs SET lease_until = ? WHERE id IN (SELECT id FROM held) RETURNING id, epoch",
+                    (owner, *chunk, until),
                 )
             )
 

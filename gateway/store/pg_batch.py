@@ -13,8 +13,7 @@ committed), exactly as on its own. A failed statement fails every call it carrie
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -32,16 +31,18 @@ class Batches(Generic[I, R]):
     """Calls sent a batch at a time: `send` answers a batch's inputs, in order.
 
     `one_per` names what a batch may hold only once (a job, for its events' order): a second call for
-    it waits for the next batch.
+    it waits for the next batch. `most` caps a batch's size: the rest wait for the next.
     """
 
     def __init__(
         self,
         send: Callable[[list[I]], Awaitable[list[R]]],
         one_per: Callable[[I], Hashable] | None = None,
+        most: int | None = None,
     ) -> None:
         self._send = send
         self._one_per = one_per
+        self._most = most
         self._waiting: list[tuple[I, asyncio.Future[R]]] = []
         self._sender: asyncio.Task[None] | None = None
         self.sent = 0
@@ -81,41 +82,14 @@ class Batches(Generic[I, R]):
         batch: list[tuple[I, asyncio.Future[R]]] = []
         later: list[tuple[I, asyncio.Future[R]]] = []
         if self._one_per is None:
-            batch, self._waiting = self._waiting, later
+            size = len(self._waiting) if self._most is None else self._most
+            batch, self._waiting = self._waiting[:size], self._waiting[size:]
             return batch
         seen: set[Hashable] = set()
         for call in self._waiting:
             name = self._one_per(call[0])
-            (later if name in seen else batch).append(call)
+            full = self._most is not None and len(batch) >= self._most
+            (later if full or name in seen else batch).append(call)
             seen.add(name)
         self._waiting = later
         return batch
-
-
-class Lanes:
-    """At most `width` calls at a time per name, in this process.
-
-    Every create of one key waits on the key's row, and every slot taken for one provider on the
-    provider's lock row, in whichever replica it runs. Sent all at once, a burst kept dozens of
-    database sessions (and every pooled connection) queued on one row lock: a convoy in which each
-    hand-over waits for a sleeping session to be scheduled (create_job's mean time went from 2 ms to
-    475 ms with three replicas). Waiting here costs no connection, and the database sees a short line.
-    """
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-        self._lanes: dict[str, tuple[anyio.Semaphore, int]] = {}
-
-    @asynccontextmanager
-    async def __call__(self, name: str) -> AsyncIterator[None]:
-        lane, users = self._lanes.get(name) or (anyio.Semaphore(self.width), 0)
-        self._lanes[name] = (lane, users + 1)
-        try:
-            async with lane:
-                yield
-        finally:
-            lane, users = self._lanes[name]
-            if users == 1:
-                del self._lanes[name]
-            else:
-                self._lanes[name] = (lane, users - 1)

@@ -38,8 +38,11 @@ def _write_statement(columns: tuple[str, ...]) -> str:
         "WITH input AS (SELECT x->>'job' AS job, (x->>'epoch')::bigint AS epoch, x->>'event' AS event,"
         " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
         " FROM jsonb_array_elements($1::jsonb) AS x),"
+        # the rows locked in id order, as a lease renewal locks them (else the two can deadlock)
+        " locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job ORDER BY jobs.id"
+        " FOR NO KEY UPDATE OF jobs),"
         f" changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
-        f" WHERE jobs.id = i.job AND jobs.status IN {UNFINISHED}"
+        f" WHERE jobs.id = i.job AND jobs.id IN (SELECT id FROM locked) AND jobs.status IN {UNFINISHED}"
         " AND (i.epoch IS NULL OR jobs.epoch = i.epoch) RETURNING jobs.id, jobs.last_event_id)"
         " INSERT INTO job_events (job_id, seq, data, created_at)"
         " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id"

@@ -13,7 +13,7 @@ import anyio
 import asyncpg
 
 from gateway.store.db import Row, Work
-from gateway.store.pg_batch import Lanes
+from gateway.store.pg_calls import creates, slot_takes
 from gateway.store.pg_progress import EventHeads, ProgressWrites
 from gateway.store.schema import migrations
 
@@ -26,9 +26,6 @@ RETRIES = 3
 # A database that stops answering fails the write instead of holding a driver (or a shutdown) forever.
 COMMAND_TIMEOUT = 30.0
 ACQUIRE_TIMEOUT = 30.0
-
-# Two per row lock: one in the database, the next on its way.
-LANE_WIDTH = 2
 
 PLACEHOLDER = re.compile(r"\?")
 
@@ -80,8 +77,10 @@ class PostgresDatabase:
         """Progress events, group-committed (see pg_progress.py)."""
         self.heads = EventHeads(self.fetchall)
         """Jobs' last event numbers, read for many jobs at once."""
-        self.lanes = Lanes(LANE_WIDTH)
-        """The calls that wait on one shared row lock (a key's creates, a provider's slots), in line here."""
+        self.creates = creates(self._write_rows)
+        """Job creates, many in one statement and one commit (see pg_calls.py)."""
+        self.slot_takes = slot_takes(self._write_rows)
+        """Slot takes, many in one statement and one commit."""
 
     async def open(self) -> None:
         conn = await asyncpg.connect(self.url)

@@ -39,20 +39,17 @@ async def take_slot(
     """
 
     if isinstance(db, PostgresDatabase):  # the same steps, run by the database (see pg_functions.py)
-        async with db.lanes(f"slots:{provider}"):  # one provider's takes take turns on its lock row
-            row = await db.write_one(
-                "SELECT slot_place, slot_account FROM take_slot(?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    epoch,
-                    provider,
-                    [a.name for a in accounts],
-                    [a.limit for a in accounts],
-                    [float(a.weight) for a in accounts],
-                    stamp(),
-                ),
+        row = await db.slot_takes(
+            (
+                job_id,
+                epoch,
+                provider,
+                [a.name for a in accounts],
+                [a.limit for a in accounts],
+                [float(a.weight) for a in accounts],
+                stamp(),
             )
-        assert row is not None
+        )
         return Place(int(row["slot_place"]), row["slot_account"])
 
     async def work(tx: Tx) -> Place:
