@@ -478,21 +478,27 @@ async def finish(
         changes["refunded"] = 1
     if settle is not None:
         changes["cost"] = settle.cost
-    sets, values = _assignments(changes)
-    where, guard = _guard(job_id, lease)
-
-    if db.dialect == "postgresql" and not refund and settle is None:  # the common finish: one round trip
+    if isinstance(db, PostgresDatabase) and not refund and settle is None:
+        # The common finish, group-committed with the progress events: the counts a finish keeps at
+        # commit (usage, slots held) are rows every finish shares, so one commit for many finishes.
         unnumbered = Event(job_id, 0, event)
-        row = await db.write_one(
-            f"WITH changed AS (UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where}"
-            " RETURNING *), logged AS (INSERT INTO job_events (job_id, seq, data, created_at)"
-            " SELECT id, last_event_id, ?, ? FROM changed) SELECT * FROM changed",
-            (*values, *guard, unnumbered.json(), moment),
+        row = await db.progress.finish(
+            ProgressWrite(
+                job_id,
+                lease.epoch if lease else None,
+                _stored(changes),
+                unnumbered.json(),
+                moment,
+                whole=True,
+            )
         )
         if row is None:
             return None
         finished = row_to_job(row)
         return Finished(unnumbered.numbered(finished.last_event_id), finished)
+
+    sets, values = _assignments(changes)
+    where, guard = _guard(job_id, lease)
 
     async def work(tx: Tx) -> Finished | None:
         row = await tx.one(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from gateway.store.db import Row
 from gateway.store.pg_batch import Batches, Run
 from gateway.store.slots_schema import UNFINISHED
 
@@ -25,26 +26,41 @@ class ProgressWrite:
     changes: dict[str, Any]  # column -> value, as stored
     event: str  # the event's JSON, without its number
     at: str
+    whole: bool = False  # answered with the whole row as changed (a finish), not only the number
+
+
+# What every write statement begins with: its input, the rows locked, the update.
+_STATEMENT_HEAD = (
+    "WITH input AS (SELECT x->>'job' AS job, (x->>'epoch')::bigint AS epoch, x->>'event' AS event,"
+    " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
+    " FROM jsonb_array_elements($1::jsonb) AS x),"
+    # the rows locked in id order, as a lease renewal locks them (else the two can deadlock)
+    " locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job ORDER BY jobs.id"
+    " FOR NO KEY UPDATE OF jobs),"
+    " changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
+    f" WHERE jobs.id = i.job AND jobs.id IN (SELECT id FROM locked) AND jobs.status IN {UNFINISHED}"
+    " AND (i.epoch IS NULL OR jobs.epoch = i.epoch) RETURNING {returning})"
+)
 
 
 @lru_cache(maxsize=64)
-def _write_statement(columns: tuple[str, ...]) -> str:
+def _write_statement(columns: tuple[str, ...], whole: bool) -> str:
     """The statement for writes that change `columns`: each element of `$1` (a JSON array) names its
     job, its lease's epoch, its changes (read as a `jobs` row, so each value takes its column's type),
-    its event and its time. It returns the number given to each event written; a job that finished, or
-    whose lease another replica holds, has no row."""
+    its event and its time. It returns, for each event written, its job and number (`job_id`, `seq`),
+    or with `whole` the job's row as changed; a job that finished, or whose lease another replica
+    holds, has no row."""
     sets = "".join(f"{column} = (i.c).{column}, " for column in columns)
+    if whole:
+        return (
+            _STATEMENT_HEAD.format(sets=sets, returning="jobs.*")
+            + ", logged AS (INSERT INTO job_events (job_id, seq, data, created_at)"
+            " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id)"
+            " SELECT changed.*, changed.id AS job_id, changed.last_event_id AS seq FROM changed"
+        )
     return (
-        "WITH input AS (SELECT x->>'job' AS job, (x->>'epoch')::bigint AS epoch, x->>'event' AS event,"
-        " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
-        " FROM jsonb_array_elements($1::jsonb) AS x),"
-        # the rows locked in id order, as a lease renewal locks them (else the two can deadlock)
-        " locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job ORDER BY jobs.id"
-        " FOR NO KEY UPDATE OF jobs),"
-        f" changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
-        f" WHERE jobs.id = i.job AND jobs.id IN (SELECT id FROM locked) AND jobs.status IN {UNFINISHED}"
-        " AND (i.epoch IS NULL OR jobs.epoch = i.epoch) RETURNING jobs.id, jobs.last_event_id)"
-        " INSERT INTO job_events (job_id, seq, data, created_at)"
+        _STATEMENT_HEAD.format(sets=sets, returning="jobs.id, jobs.last_event_id")
+        + " INSERT INTO job_events (job_id, seq, data, created_at)"
         " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id"
         " RETURNING job_id, seq"
     )
@@ -55,28 +71,35 @@ class ProgressWrites:
 
     def __init__(self, run: Run) -> None:
         self._run = run
-        self.batches: Batches[ProgressWrite, int | None] = Batches(self._send, one_per=lambda w: w.job_id)
+        self.batches: Batches[ProgressWrite, Row | None] = Batches(self._send, one_per=lambda w: w.job_id)
 
     async def record(self, write: ProgressWrite) -> int | None:
         """Change the unfinished job and append its event; the event's number, or None when the job
         finished or (with an epoch) another replica holds it."""
+        row = await self.batches(write)
+        return None if row is None else int(row["seq"])
+
+    async def finish(self, write: ProgressWrite) -> Row | None:
+        """The same for a job's terminal event (`write.whole`): the job's row as finished, or None."""
         return await self.batches(write)
 
-    async def _send(self, writes: list[ProgressWrite]) -> list[int | None]:
-        shapes: dict[tuple[str, ...], list[ProgressWrite]] = {}
+    async def _send(self, writes: list[ProgressWrite]) -> list[Row | None]:
+        shapes: dict[tuple[tuple[str, ...], bool], list[ProgressWrite]] = {}
         for write in writes:
-            shapes.setdefault(tuple(write.changes), []).append(write)
-        numbered: dict[str, int] = {}
-        for rows in await asyncio.gather(*(self._send_shape(c, w) for c, w in shapes.items())):
-            numbered.update((row["job_id"], int(row["seq"])) for row in rows)
-        return [numbered.get(write.job_id) for write in writes]
+            shapes.setdefault((tuple(write.changes), write.whole), []).append(write)
+        answered: dict[str, Row] = {}
+        for rows in await asyncio.gather(*(self._send_shape(*shape, w) for shape, w in shapes.items())):
+            answered.update((row["job_id"], row) for row in rows)
+        return [answered.get(write.job_id) for write in writes]
 
-    async def _send_shape(self, columns: tuple[str, ...], writes: list[ProgressWrite]) -> list[Any]:
+    async def _send_shape(
+        self, columns: tuple[str, ...], whole: bool, writes: list[ProgressWrite]
+    ) -> list[Row]:
         rows = [
             {"job": w.job_id, "epoch": w.epoch, "changes": w.changes, "event": w.event, "at": w.at}
             for w in writes
         ]
-        return await self._run(_write_statement(columns), [json.dumps(rows)])
+        return await self._run(_write_statement(columns, whole), [json.dumps(rows)])
 
 
 class EventHeads:

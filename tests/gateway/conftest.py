@@ -25,3 +25,14 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         yield engine
     finally:
         await engine.close()
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
+    """The PostgreSQL store alone, opened on a database of its own (its batched statements)."""
+    db = PostgresDatabase(postgres_url)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()

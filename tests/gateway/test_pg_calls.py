@@ -5,8 +5,6 @@ slots than there are."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anyio
 import pytest
 
@@ -17,16 +15,6 @@ from gateway.store.postgres import PostgresDatabase
 from gateway.store.shared import AccountCap
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
-    db = PostgresDatabase(postgres_url)
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 async def create(

@@ -6,7 +6,6 @@ counted by the database from its insert."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import anyio
 import anyio.lowlevel
@@ -18,16 +17,6 @@ from gateway.store.jobs import Job, Lease, NewJob, NotChanged
 from gateway.store.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
-    db = PostgresDatabase(postgres_url)
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 async def leased_jobs(db: PostgresDatabase, n: int) -> list[Job]:
@@ -200,3 +189,48 @@ async def test_a_create_that_waits_its_turn_is_born_with_its_whole_lease(pg: Pos
         assert await leases.claim_lapsed(pg, "b", now=now, until=now + 60) == []
     finally:
         await conn.close()
+
+
+async def test_finishes_arriving_together_share_a_statement_with_progress_and_each_gets_its_row(
+    pg: PostgresDatabase,
+) -> None:
+    made = await leased_jobs(pg, 10)
+    finished: dict[str, jobs.Finished | None] = {}
+
+    async def progress_then_finish(job: Job) -> None:
+        await jobs.record(pg, job.id, {"progress": 50}, tick(job, 50), lease=job.lease)
+        done = {"status": "Completed", "job_id": job.id, "url": f"https://cdn.example/{job.id}.wav"}
+        finished[job.id] = await jobs.finish(
+            pg,
+            job.id,
+            "completed",
+            {"url": done["url"], "progress": 100},
+            done,
+            refund=False,
+            lease=job.lease,
+        )
+
+    fenced = made[0]
+    await pg.write_one("UPDATE jobs SET epoch = epoch + 1 WHERE id = ?", (fenced.id,))  # taken over
+    before = pg.progress.batches.sent
+    async with anyio.create_task_group() as tg:
+        for job in made[1:]:
+            tg.start_soon(progress_then_finish, job)
+        tg.start_soon(
+            lambda: jobs.finish(
+                pg, fenced.id, "completed", {}, {"status": "Completed"}, refund=False, lease=fenced.lease
+            )
+        )
+    assert 2 <= pg.progress.batches.sent - before <= 4  # the progress round, then the finishes together
+    for job in made[1:]:
+        result = finished[job.id]
+        assert result is not None
+        assert result.job.status == "completed" and result.job.url == f"https://cdn.example/{job.id}.wav"
+        assert result.job.completed_at is not None and result.job.progress == 100
+        assert result.event.seq == result.job.last_event_id == 3  # created, progress, finished
+        logged = await events.after(pg, job.id, 0)
+        assert [e.data["status"] for e in logged] == ["Processing started", "Processing", "Completed"]
+    stored = await jobs.get(pg, fenced.id)
+    assert stored is not None and stored.status == "queued"  # the fenced finish wrote nothing
+    counted = await pg.fetchone("SELECT completed FROM usage_daily WHERE key_id = ?", (made[1].key_id,))
+    assert counted is not None and int(counted[0]) == 9  # the usage roll-up saw each finish once
