@@ -92,6 +92,7 @@ class Runner:
         self._drivers: dict[str, tuple[anyio.CancelScope, int]] = {}
         self.estimates = Estimates(db, settings)
         self._submitting: set[str] = set()  # jobs whose upstream submit may be on the wire right now
+        self._finished_here: set[str] = set()  # finished by their driver here, which still runs its hooks
         self._clock_offset = 0.0  # the database's clock minus this host's, refreshed at each renewal
         bus.on_remote_terminal(self.stop_local)
 
@@ -159,9 +160,12 @@ class Runner:
                 )
                 for job_id, epoch in driving.items():
                     current = self._drivers.get(job_id)
-                    if job_id not in held and current is not None and current[1] == epoch:
-                        log.info("job %s finished elsewhere or is held by another replica now", job_id)
-                        self.stop_local(job_id)
+                    if job_id in held or current is None or current[1] != epoch:
+                        continue
+                    if job_id in self._finished_here:  # finished here meanwhile: its driver ends itself
+                        continue
+                    log.info("job %s finished elsewhere or is held by another replica now", job_id)
+                    self.stop_local(job_id)
                 if not self.drain.draining:  # a leaving replica takes nothing up
                     await self.recover()
             except Exception:
@@ -254,6 +258,7 @@ class Runner:
             if self._drivers.get(job.id, (None,))[0] is scope:
                 del self._drivers[job.id]
                 self.previews.forget(job.id)
+                self._finished_here.discard(job.id)
 
     async def _run(self, job: Job) -> None:
         upstream = self.registry.upstream(job.provider)
@@ -506,6 +511,7 @@ class Runner:
             if (upstream := self.registry.upstream(job.provider)) is not None:
                 upstream.gate.freed()  # its slot, if it held one, is free now
             if finished is not None:  # shielded too: a renewal that sees the job finished stops this driver
+                self._finished_here.add(job.id)
                 await self._publish(finished.event)
                 await self.notify_finished(finished.job)
 
