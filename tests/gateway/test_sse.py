@@ -118,8 +118,9 @@ async def test_a_quiet_stream_is_kept_alive_by_pings() -> None:
     await response(SCOPE, client.receive, client.send)
     body = client.body.decode()
     assert body.count(": ping\n\n") >= 4
-    assert body.endswith("id: 2\ndata: 2\n\n")
+    assert body.replace(": ping\n\n", "") == "id: 1\ndata: 1\n\nid: 2\ndata: 2\n\n"  # pings only between
     assert body.index(": ping") < body.index("id: 1")
+    assert client.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 async def test_a_ping_the_client_does_not_read_ends_the_stream_as_stalled() -> None:
