@@ -15,13 +15,16 @@ from gateway.store.slots_schema import UNFINISHED
 
 # A new job's round in its provider's queue: one past its key's last unfinished job there, and never
 # behind the head of the queue (so a key that was idle joins the current round, not an old one).
-# `{key}` and `{provider}` are the expressions that give them.
+# `{key}` and `{provider}` are the expressions that give them. Each is the first row of an index in
+# order (jobs_unfinished_rounds, jobs_waiting), written as ORDER BY … LIMIT 1 rather than MAX and MIN:
+# PostgreSQL plans a function's statements once per session, and a plan made while `jobs` was empty
+# (a fresh database) read MAX by scanning every unfinished job of the provider instead.
 NEXT_ROUND = (
     "(SELECT CASE WHEN mine > head THEN mine ELSE head END FROM (SELECT"
-    " COALESCE((SELECT MAX(queue_round) + 1 FROM jobs WHERE key_id = {key} AND provider = {provider}"
-    f" AND status IN {UNFINISHED}), 0) AS mine,"
-    " COALESCE((SELECT MIN(queue_round) FROM jobs WHERE provider = {provider} AND has_slot = 0"
-    f" AND status IN {UNFINISHED}), 0) AS head) AS rounds)"
+    " COALESCE((SELECT queue_round + 1 FROM jobs WHERE key_id = {key} AND provider = {provider}"
+    f" AND status IN {UNFINISHED} ORDER BY queue_round DESC LIMIT 1), 0) AS mine,"
+    " COALESCE((SELECT queue_round FROM jobs WHERE provider = {provider} AND has_slot = 0"
+    f" AND status IN {UNFINISHED} ORDER BY queue_round LIMIT 1), 0) AS head) AS rounds)"
 )
 
 # The jobs waiting ahead of `job` in its provider's queue (by round, then age).
@@ -162,6 +165,9 @@ STORED_FUNCTIONS = TAKE_SLOT + CREATE_JOB
 # the call, a create that waited its turn behind a burst of others could be born with its lease lapsed
 # (and be taken over, and started again, by the very replica that had just created it).
 LEASE_FROM_INSERT = "DROP FUNCTION create_job;" + CREATE_JOB
+
+# A new job's round from the ends of two indexes (see NEXT_ROUND): the function is made again with it.
+ROUNDS_BY_INDEX = "DROP FUNCTION create_job;" + CREATE_JOB
 
 # Many creates, and many slot takes, in one statement and one commit (see pg_calls.py): each element
 # of `p_batch` is the array of one call's arguments, and each gets its row, numbered by its place.
