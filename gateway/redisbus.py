@@ -165,7 +165,7 @@ class RedisBus:
                 log.warning("Redis subscription lost (%s); retrying in %.1f s", error, backoff)
             finally:
                 with anyio.CancelScope(shield=True):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # untyped before redis-py 8.2
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 

@@ -18,6 +18,7 @@ call it carried, and none of them is written.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,3 +66,46 @@ def creates(run: Run) -> Calls:
 def slot_takes(run: Run) -> Calls:
     """take_slot's calls (its arguments: job, epoch, provider, …): by provider, then by job."""
     return Calls(run, "take_slots", "slot_place, slot_account", order=lambda a: (a[2], a[0]))
+
+
+# A key's rate window counted by several requests at once: one row, however many requests.
+_COUNT_WINDOWS = (
+    "INSERT INTO rate_windows (key_id, window_start, count)"
+    " SELECT k, w, n FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(k, w, n) ORDER BY k, w"
+    " ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_windows.count + excluded.count"
+    " RETURNING key_id, window_start, count"
+)
+
+Window = tuple[str, int]
+"""A key's id and the start of one of its rate windows."""
+
+
+class WindowCounts:
+    """Requests counted in their keys' rate windows, the counts of one turn in one statement.
+
+    Every create of a key counts in the same row, and a row's count waits for the last one's commit
+    (5 000 creates of one key spent 19.5 s in that line, pg auto_explain). Each request still gets a
+    count of its own, as if counted alone, in the order the requests came."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self.batches: Batches[Window, int] = Batches(self._send)
+
+    async def __call__(self, key_id: str, window_start: int) -> int:
+        """The window's count with this request in it, once it is committed."""
+        return await self.batches((key_id, window_start))
+
+    async def _send(self, requests: list[Window]) -> list[int]:
+        added = Counter(requests)
+        windows = sorted(added)
+        rows = await self._run(
+            _COUNT_WINDOWS,
+            [[key for key, _ in windows], [start for _, start in windows], [added[w] for w in windows]],
+        )
+        counts = {(row["key_id"], int(row["window_start"])): int(row["count"]) for row in rows}
+        turn: Counter[Window] = Counter()
+        answers = []
+        for window in requests:  # the window's count before this statement, then one each
+            turn[window] += 1
+            answers.append(counts[window] - added[window] + turn[window])
+        return answers

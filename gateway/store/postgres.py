@@ -13,7 +13,7 @@ import anyio
 import asyncpg
 
 from gateway.store.db import Row, Work
-from gateway.store.pg_calls import creates, slot_takes
+from gateway.store.pg_calls import WindowCounts, creates, slot_takes
 from gateway.store.pg_progress import EventHeads, ProgressWrites
 from gateway.store.schema import migrations
 
@@ -81,6 +81,8 @@ class PostgresDatabase:
         """Job creates, many in one statement and one commit (see pg_calls.py)."""
         self.slot_takes = slot_takes(self._write_rows)
         """Slot takes, many in one statement and one commit."""
+        self.window_counts = WindowCounts(self._write_rows)
+        """Requests counted in their keys' rate windows, many in one statement."""
 
     async def open(self) -> None:
         conn = await asyncpg.connect(self.url)

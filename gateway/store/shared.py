@@ -139,7 +139,8 @@ async def provider_load(db: Database, provider: str) -> Load:
 
 async def count_request(db: Database, key_id: str, window_start: int) -> int:
     """Count one request in a key's rate window; the window's count, this one included."""
-
+    if isinstance(db, PostgresDatabase):
+        return await db.window_counts(key_id, window_start)
     row = await db.write_one(
         "INSERT INTO rate_windows (key_id, window_start, count) VALUES (?, ?, 1)"
         " ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_windows.count + 1"

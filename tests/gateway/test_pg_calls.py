@@ -118,3 +118,32 @@ async def test_slot_takes_in_one_statement_never_give_out_more_slots_than_there_
     assert sorted(place.position for place in places if place.position) == list(range(1, 10))
     counted = await pg.fetchall("SELECT account, n FROM slots_held WHERE provider = 'p' ORDER BY account")
     assert [(row["account"], int(row["n"])) for row in counted] == [("a", 2), ("b", 1)]
+
+
+async def test_rate_window_counts_share_a_statement_and_each_request_gets_its_own_count(
+    pg: PostgresDatabase, postgres_url: str
+) -> None:
+    other = PostgresDatabase(postgres_url)  # a second replica on the same database
+    await other.open()
+    try:
+        await shared.count_request(pg, "key_a", 600)  # one already counted
+        sent = pg.window_counts.batches.sent
+        counts: dict[tuple[str, int], list[int]] = {}
+        hits = [("key_a", 600), ("key_b", 600), ("key_a", 660)] * 10
+
+        async def hit(db: PostgresDatabase, window: tuple[str, int]) -> None:
+            counts.setdefault(window, []).append(await shared.count_request(db, *window))
+
+        async with anyio.create_task_group() as tg:
+            for window in hits:
+                tg.start_soon(hit, pg, window)
+            for _ in range(5):
+                tg.start_soon(hit, other, ("key_a", 600))
+        assert 1 <= pg.window_counts.batches.sent - sent <= 2  # one statement, or the first alone and one
+        # every request has a count of its own: no two share one, none is skipped
+        assert sorted(counts[("key_a", 600)]) == list(range(2, 17))
+        assert sorted(counts[("key_b", 600)]) == list(range(1, 11))
+        assert sorted(counts[("key_a", 660)]) == list(range(1, 11))
+        assert await shared.requests_counted(pg, "key_a", 600) == 16
+    finally:
+        await other.close()
