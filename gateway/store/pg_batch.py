@@ -7,13 +7,15 @@ is queued as one transaction; this does the same for PostgreSQL. While one state
 the calls that arrive meanwhile wait, and the next statement carries all of them.
 
 A caller learns its answer only once the statement that carried it has finished (for a write: has
-committed), exactly as on its own. A failed statement fails every call it carried.
+committed), exactly as on its own. A failed statement fails every call it carried; a batch sent as
+several statements fails only the calls of the one that failed (`Failed`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -27,6 +29,13 @@ R = TypeVar("R")  # its answer
 Run = Callable[[str, Sequence[Any]], Awaitable[list[Row]]]
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A call's answer when the statement that carried it failed (the rest of its batch may not have)."""
+
+    error: Exception
+
+
 class Batches(Generic[I, R]):
     """Calls sent a batch at a time: `send` answers a batch's inputs, in order.
 
@@ -36,7 +45,7 @@ class Batches(Generic[I, R]):
 
     def __init__(
         self,
-        send: Callable[[list[I]], Awaitable[list[R]]],
+        send: Callable[[list[I]], Awaitable[Sequence[R | Failed]]],
         one_per: Callable[[I], Hashable] | None = None,
         most: int | None = None,
     ) -> None:
@@ -71,7 +80,10 @@ class Batches(Generic[I, R]):
                         done.set_exception(exc)
                 else:
                     for (_, done), answer in zip(batch, answers, strict=True):
-                        done.set_result(answer)
+                        if isinstance(answer, Failed):
+                            done.set_exception(answer.error)
+                        else:
+                            done.set_result(answer)
         finally:
             self._sender = None
             for _, done in batch + self._waiting:  # left unanswered only when the sender was cancelled

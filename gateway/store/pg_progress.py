@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.store.db import Row
-from gateway.store.pg_batch import Batches, Run
+from gateway.store.pg_batch import Batches, Failed, Run
 from gateway.store.slots_schema import UNFINISHED
 
 
@@ -83,13 +83,24 @@ class ProgressWrites:
         """The same for a job's terminal event (`write.whole`): the job's row as finished, or None."""
         return await self.batches(write)
 
-    async def _send(self, writes: list[ProgressWrite]) -> list[Row | None]:
+    async def _send(self, writes: list[ProgressWrite]) -> list[Row | Failed | None]:
         shapes: dict[tuple[tuple[str, ...], bool], list[ProgressWrite]] = {}
         for write in writes:
             shapes.setdefault((tuple(write.changes), write.whole), []).append(write)
-        answered: dict[str, Row] = {}
-        for rows in await asyncio.gather(*(self._send_shape(*shape, w) for shape, w in shapes.items())):
-            answered.update((row["job_id"], row) for row in rows)
+        # Every statement is waited for, whatever another's fate: each is a commit of its own, so a
+        # write learns its own statement's answer (a finish that committed is never told it failed),
+        # and no job's next write goes out while this one may still be on its way.
+        results = await asyncio.gather(
+            *(self._send_shape(*shape, w) for shape, w in shapes.items()), return_exceptions=True
+        )
+        answered: dict[str, Row | Failed] = {}
+        for shaped, result in zip(shapes.values(), results, strict=True):
+            if isinstance(result, Exception):
+                answered.update((write.job_id, Failed(result)) for write in shaped)
+            elif isinstance(result, BaseException):
+                raise result  # cancelled: the batch's callers hear it (Batches)
+            else:
+                answered.update((row["job_id"], row) for row in result)
         return [answered.get(write.job_id) for write in writes]
 
     async def _send_shape(

@@ -6,6 +6,7 @@ counted by the database from its insert."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import anyio
 import anyio.lowlevel
@@ -13,6 +14,7 @@ import asyncpg
 import pytest
 
 from gateway.store import events, jobs, keys, leases
+from gateway.store.db import Row
 from gateway.store.jobs import Job, Lease, NewJob, NotChanged
 from gateway.store.postgres import PostgresDatabase
 
@@ -234,3 +236,43 @@ async def test_finishes_arriving_together_share_a_statement_with_progress_and_ea
     assert stored is not None and stored.status == "queued"  # the fenced finish wrote nothing
     counted = await pg.fetchone("SELECT completed FROM usage_daily WHERE key_id = ?", (made[1].key_id,))
     assert counted is not None and int(counted[0]) == 9  # the usage roll-up saw each finish once
+
+
+async def test_a_failed_statement_fails_only_its_own_writes_when_a_batch_takes_two(
+    pg: PostgresDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticking, finishing = await leased_jobs(pg, 2)
+    run = pg.progress._run
+
+    async def progress_statement_lost(sql: str, params: Sequence[object]) -> list[Row]:
+        if "changed.*" not in sql:  # the progress events' statement fails; the finishes' runs
+            await anyio.sleep(0.05)  # and ends after the finish committed
+            raise OSError("connection lost")
+        return await run(sql, params)
+
+    monkeypatch.setattr(pg.progress, "_run", progress_statement_lost)
+    outcome: dict[str, object] = {}
+
+    async def progress() -> None:
+        try:
+            await jobs.record(pg, ticking.id, {"progress": 5}, tick(ticking, 5), lease=ticking.lease)
+        except OSError as exc:
+            outcome["progress"] = exc
+
+    async def finish() -> None:
+        done = {"status": "Completed", "job_id": finishing.id}
+        outcome["finish"] = await jobs.finish(
+            pg, finishing.id, "completed", {"progress": 100}, done, refund=False, lease=finishing.lease
+        )
+
+    before = pg.progress.batches.sent
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(progress)
+        tg.start_soon(finish)
+    assert pg.progress.batches.sent - before == 1  # one batch, sent as two statements
+    assert isinstance(outcome["progress"], OSError)
+    finished = outcome["finish"]  # committed, and its caller is told so
+    assert isinstance(finished, jobs.Finished) and finished.job.status == "completed"
+    stored = await jobs.get(pg, finishing.id)
+    assert stored is not None and stored.status == "completed"
+    assert await events.after(pg, ticking.id, 1) == []  # the failed one wrote nothing
