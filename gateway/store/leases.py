@@ -64,7 +64,9 @@ async def renew(db: Database, owner: str, driving: dict[str, int], *, until: flo
         async def work(tx: Tx, chunk: list[str] = chunk, marks: str = marks) -> list[Row]:
             # On PostgreSQL the rows are locked in id order, as the batched progress writes lock theirs
             # (pg_progress.py): taken in the order each statement's plan met them, the two deadlocked.
-            lock = " ORDER BY id FOR NO KEY UPDATE" if tx.dialect == "postgresql" else ""
+            # Byte order (COLLATE "C"), as Python sorts a batch of slot takes: a database whose
+            # collation is a language's orders `-`, `_` and case otherwise.
+            lock = ' ORDER BY id COLLATE "C" FOR NO KEY UPDATE' if tx.dialect == "postgresql" else ""
             return list(
                 await tx.all(
                     f"WITH held AS (SELECT id FROM jobs WHERE owner = ? AND {UNFINISHED_SQL}"

@@ -35,7 +35,7 @@ _STATEMENT_HEAD = (
     " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
     " FROM jsonb_array_elements($1::jsonb) AS x),"
     # the rows locked in id order, as a lease renewal locks them (else the two can deadlock)
-    " locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job ORDER BY jobs.id"
+    ' locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job ORDER BY jobs.id COLLATE "C"'
     " FOR NO KEY UPDATE OF jobs),"
     " changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
     f" WHERE jobs.id = i.job AND jobs.id IN (SELECT id FROM locked) AND jobs.status IN {UNFINISHED}"
