@@ -505,13 +505,17 @@ class Runner:
         settle: Settlement | None = None,
     ) -> None:
         with anyio.CancelScope(shield=True):
+            # Marked before the write: a renewal that runs once it has committed, and before this
+            # driver hears so, leaves the job to it rather than stopping it as finished elsewhere.
+            self._finished_here.add(job.id)
             finished = await job_store.finish(
                 self.db, job.id, status, changes, event, refund=refund, lease=job.lease, settle=settle
             )
             if (upstream := self.registry.upstream(job.provider)) is not None:
                 upstream.gate.freed()  # its slot, if it held one, is free now
-            if finished is not None:  # shielded too: a renewal that sees the job finished stops this driver
-                self._finished_here.add(job.id)
+            if finished is None:  # fenced off: finished elsewhere, or another replica holds it
+                self._finished_here.discard(job.id)
+            else:  # shielded too: a renewal that sees the job finished stops this driver
                 await self._publish(finished.event)
                 await self.notify_finished(finished.job)
 

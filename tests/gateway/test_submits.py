@@ -3,6 +3,7 @@ refunded as `submit_uncertain`, never sent a second time."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.runner import Runner
+from gateway.store import events
 from gateway.store import jobs as job_store
 from gateway.store.jobs import Job
 from tests.conftest import admin_headers, bearer, make_settings
@@ -28,8 +30,10 @@ FINDING = {"adapter": "tests.fakes:FindingProvider"}
 
 
 @asynccontextmanager
-async def gateway(tmp_path: Path, **scripted: Any) -> AsyncIterator[tuple[httpx.AsyncClient, str, Starlette]]:
-    app = create_app(make_settings(tmp_path, scripted=scripted))
+async def gateway(
+    tmp_path: Path, database_url: str | None = None, **scripted: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, str, Starlette]]:
+    app = create_app(make_settings(tmp_path, scripted=scripted, database_url=database_url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -212,3 +216,38 @@ async def test_a_replica_that_hears_its_submit_answered_after_a_take_over(
         assert job.status == outcome
         assert upstream.cancelled == ([f"up-{job_id}"] if cancelled else [])
         assert upstream.submitted == [job_id]
+
+
+async def test_a_renewal_between_a_finish_and_its_driver_hearing_of_it_leaves_the_driver_be(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The finish has committed and its driver has not heard yet: a lease renewal then finds the job
+    gone from the leases it holds. It is this driver's own finish, not one from elsewhere."""
+    real_finish = job_store.finish
+    committed = anyio.Event()
+
+    async def finish_heard_late(*args: Any, **kwargs: Any) -> job_store.Finished | None:
+        finished = await real_finish(*args, **kwargs)
+        committed.set()
+        await anyio.sleep(1.5)  # longer than the renewals' first wait (below)
+        return finished
+
+    monkeypatch.setattr("gateway.runner.job_store.finish", finish_heard_late)
+    caplog.set_level(logging.INFO, logger="gateway.runner")
+    async with gateway(tmp_path, postgres_url) as (client, key, app):  # leases: a shared database
+        svc = app.state.services
+        svc.runner.renew_seconds = 0.02  # after the first wait (at most a second) they come quickly
+        created = await client.post(
+            "/api/generations", json={"model": "echo", "prompt": "hello"}, headers=bearer(key)
+        )
+        job_id = created.json()["id"]
+        await committed.wait()
+
+        async def driver_done() -> bool:
+            return bool(svc.runner.running == 0)
+
+        await until(driver_done)
+        job = await finished(app, job_id)
+        logged = await events.after(svc.db, job_id, 0)
+    assert job.status == "completed" and logged[-1].data["status"] == "Completed"
+    assert "finished elsewhere" not in caplog.text
