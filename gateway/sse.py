@@ -17,12 +17,15 @@ listener is not needed. Everything else — the headers, the encoding, the per-s
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.event import ensure_bytes
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Message, Receive, Scope, Send
+
+log = logging.getLogger("gateway.sse")
 
 
 class EventStream(EventSourceResponse):
@@ -48,6 +51,13 @@ class EventStream(EventSourceResponse):
         stalled = False
 
         async def ping() -> None:
+            try:
+                await pings()
+            except Exception:  # nobody awaits a helper: said here, and the stream ends
+                log.exception("a stream's keep-alive ping failed")
+                streaming.cancel()
+
+        async def pings() -> None:
             nonlocal stalled
             while self.active:
                 await asyncio.sleep(self.ping_interval)
@@ -55,17 +65,23 @@ class EventStream(EventSourceResponse):
                     return
                 factory = self.ping_message_factory
                 message = ensure_bytes(factory() if factory else ServerSentEvent(comment="ping"), self.sep)
-                try:
-                    await self._send_with_timeout(
-                        send, {"type": "http.response.body", "body": message, "more_body": True}
-                    )
-                except SendTimeoutError:
-                    stalled = True
-                    streaming.cancel()
-                    return
+                async with self._send_lock:  # never after the body's end, which sends under the lock
+                    if not self.active:
+                        return
+                    try:
+                        await self._send_with_timeout(
+                            send, {"type": "http.response.body", "body": message, "more_body": True}
+                        )
+                    except SendTimeoutError:
+                        stalled = True
+                        streaming.cancel()
+                        return
 
         async def watch() -> None:
-            await self._listen_for_disconnect(receive)
+            try:
+                await self._listen_for_disconnect(receive)
+            except Exception:  # unable to hear the client leave, the stream ends rather than linger
+                log.exception("a stream's disconnect listener failed")
             streaming.cancel()  # after the last send this cancels nothing: the body is done
 
         with anyio.CancelScope() as streaming:

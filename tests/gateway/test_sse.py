@@ -173,3 +173,37 @@ async def test_an_event_the_client_does_not_take_ends_the_stream_as_stalled_and_
         await response(SCOPE, client.receive, send)
     assert client.body == b"data: 1\n\n"
     assert closed.is_set()
+
+
+async def test_no_ping_follows_the_end_of_the_body() -> None:
+    client = Client()
+    sent = client.send
+
+    async def slow_end(message: dict[str, Any]) -> None:
+        await sent(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            await asyncio.sleep(0.05)  # the closing send takes a while: pings fall due meanwhile
+
+    async def until_gone() -> dict[str, Any]:  # the client stays: nothing but the end ends the body
+        await client.gone.wait()
+        return {"type": "http.disconnect"}
+
+    response = EventStream(events(1), ping=0.01, sep="\n")
+    await response(SCOPE, until_gone, slow_end)
+    await asyncio.sleep(0.05)  # a ping still due would be sent by now
+    assert client.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_a_disconnect_listener_that_fails_ends_the_stream_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = Client()
+
+    async def broken_receive() -> dict[str, Any]:
+        raise RuntimeError("receive broke")
+
+    response = EventStream(events(100, pause=0.02), ping=0, sep="\n")
+    with anyio.fail_after(1):  # not the 2 s the events would take: unable to hear the client, it ends
+        await response(SCOPE, broken_receive, client.send)
+    assert client.body.count(b"data: ") < 100
+    assert "disconnect listener failed" in caplog.text and "receive broke" in caplog.text
