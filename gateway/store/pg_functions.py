@@ -92,7 +92,12 @@ CREATE_JOB = f"""
         p_event TEXT, p_balance_mark TEXT,
         p_max_concurrent BIGINT, p_max_queued BIGINT, p_capacity BIGINT,
         p_idem_key TEXT, p_idem_hash TEXT, p_idem_cutoff TEXT)
-    RETURNS TABLE (outcome TEXT, balance_now BIGINT, job JSON) LANGUAGE plpgsql AS $$
+    RETURNS TABLE (outcome TEXT, balance_now BIGINT, job JSON) LANGUAGE plpgsql
+    -- Its plans are made once per session, often while `jobs` has no statistics yet (a fresh
+    -- database): a Sort of the "one row" expected looked as cheap as reading the round from the end
+    -- of its index, and sorting every job of the provider cost about 4 ms a create at 10 000 jobs.
+    SET enable_sort = off
+    AS $$
     DECLARE
         seen RECORD;
         held BIGINT;

@@ -13,8 +13,8 @@ import anyio.lowlevel
 import asyncpg
 import pytest
 
-from gateway.store import events, jobs, keys, leases
-from gateway.store.db import Row
+from gateway.store import events, jobs, keys, leases, usage
+from gateway.store.db import Row, stamp
 from gateway.store.jobs import Job, Lease, NewJob, NotChanged
 from gateway.store.postgres import PostgresDatabase
 
@@ -234,7 +234,7 @@ async def test_finishes_arriving_together_share_a_statement_with_progress_and_ea
         assert [e.data["status"] for e in logged] == ["Processing started", "Processing", "Completed"]
     stored = await jobs.get(pg, fenced.id)
     assert stored is not None and stored.status == "queued"  # the fenced finish wrote nothing
-    counted = await pg.fetchone("SELECT completed FROM usage_daily WHERE key_id = ?", (made[1].key_id,))
+    counted = await pg.fetchone("SELECT SUM(completed) FROM usage_daily WHERE key_id = ?", (made[1].key_id,))
     assert counted is not None and int(counted[0]) == 9  # the usage roll-up saw each finish once
 
 
@@ -276,3 +276,32 @@ async def test_a_failed_statement_fails_only_its_own_writes_when_a_batch_takes_t
     stored = await jobs.get(pg, finishing.id)
     assert stored is not None and stored.status == "completed"
     assert await events.after(pg, ticking.id, 1) == []  # the failed one wrote nothing
+
+
+async def test_a_finish_does_not_wait_for_an_open_debit_of_its_key(pg: PostgresDatabase) -> None:
+    """A day's usage of a key, model and provider is several rows on PostgreSQL: the ledger's shard,
+    where a create batch holds its row until it commits, and the finishing connections' own."""
+    finishing, other = await leased_jobs(pg, 2)
+    async with pg.pool.acquire() as conn, conn.transaction():
+        # an open transaction holding the ledger's roll-up row of this key, model, provider and day
+        await conn.execute(
+            "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, created_at)"
+            " VALUES ($1, 1, 'settle', $2, 0, $3)",
+            other.key_id,
+            other.id,
+            stamp(),
+        )
+        finished = None
+        with anyio.move_on_after(5):  # waiting for that row would wait for this transaction's end
+            finished = await jobs.finish(
+                pg,
+                finishing.id,
+                "completed",
+                {},
+                {"status": "Completed"},
+                refund=False,
+                lease=finishing.lease,
+            )
+        assert finished is not None and finished.job.status == "completed"
+    (total,) = await usage.usage(pg, finishing.created_at[:10], "9999", [])  # the shards add up
+    assert total["jobs"]["completed"] == 1 and total["tokens_debited"] == 2 and total["tokens_settled"] == 1
