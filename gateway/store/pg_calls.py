@@ -9,10 +9,10 @@ run `create_job` and `take_slot` (pg_functions.py) for each, in turn, and the ba
 
 Each call gets exactly the answer it would have had alone (created, replayed, refused; a slot or a
 place in the queue), and learns it only once its batch has committed. A batch is sent sorted by the
-row it locks (the key, the provider), then by job for the takes, so that replicas, lease renewals
-and progress writes lock rows in one order and never deadlock; one key's creates keep their order (a
-take's place depends on the queue, not on its turn in the batch). A statement that fails fails every
-call it carried, and none of them is written.
+row it locks (the key; for the takes, which lock their providers' rows first, the job), so that
+replicas, lease renewals and progress writes lock rows in one order and never deadlock; one key's
+creates keep their order (a take's place depends on the queue, not on its turn in the batch). A
+statement that fails fails every call it carried, and none of them is written.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def creates(run: Run) -> Calls:
 
 
 def slot_takes(run: Run) -> Calls:
-    """take_slot's calls (its arguments: job, epoch, provider, …): by provider, then by job."""
-    return Calls(run, "take_slots", "slot_place, slot_account", order=lambda a: (a[2], a[0]))
+    """take_slot's calls (its arguments: job, epoch, provider, …): by job, the order every statement
+    locks jobs in (take_slots locks the shared rows of every provider first)."""
+    return Calls(run, "take_slots", "slot_place, slot_account", order=lambda a: a[0])
 
 
 # A key's rate window counted by several requests at once: one row, however many requests.

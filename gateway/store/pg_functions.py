@@ -174,9 +174,26 @@ LEASE_FROM_INSERT = "DROP FUNCTION create_job;" + CREATE_JOB
 # A new job's round from the ends of two indexes (see NEXT_ROUND): the function is made again with it.
 ROUNDS_BY_INDEX = "DROP FUNCTION create_job;" + CREATE_JOB
 
+# The rows a batch of takes may change, locked first and in one order, as a batch of finishes locks
+# them (pg_progress.py): the providers' lock rows, their slot counts, the keys' slot counts; then each
+# take's job, in id order (pg_calls.py sorts the batch so), as lease renewals and progress writes lock
+# jobs. Taken as each take came to them, a take batch and a finish batch, or a lease renewal, could
+# each hold a row the other waited for.
+_TAKE_LOCKS = """
+        INSERT INTO singletons (name, owner, until)
+            SELECT DISTINCT 'slots:' || (x.value->>2) COLLATE "C", '', 0 FROM jsonb_array_elements(p_batch) AS x
+            ORDER BY 1 ON CONFLICT (name) DO UPDATE SET until = singletons.until;
+        PERFORM 1 FROM slots_held h
+            WHERE h.provider IN (SELECT x.value->>2 FROM jsonb_array_elements(p_batch) AS x)
+            ORDER BY h.provider COLLATE "C", h.account COLLATE "C" FOR NO KEY UPDATE;
+        PERFORM 1 FROM slots_held_by_key k
+            WHERE k.key_id IN (SELECT j.key_id FROM jobs j
+                               WHERE j.id IN (SELECT x.value->>0 FROM jsonb_array_elements(p_batch) AS x))
+            ORDER BY k.key_id COLLATE "C" FOR NO KEY UPDATE;"""
+
 # Many creates, and many slot takes, in one statement and one commit (see pg_calls.py): each element
 # of `p_batch` is the array of one call's arguments, and each gets its row, numbered by its place.
-BATCHED_CALLS = """
+_BATCHED_CALLS = """
     CREATE FUNCTION create_jobs(p_batch JSONB)
     RETURNS TABLE (idx BIGINT, outcome TEXT, balance_now BIGINT, job JSON) LANGUAGE plpgsql AS $$
     DECLARE
@@ -200,7 +217,7 @@ BATCHED_CALLS = """
         n BIGINT;
     BEGIN
         -- The slot counts are kept at commit (slots_schema.py); each take here must see the last's.
-        SET CONSTRAINTS slots_held_kept IMMEDIATE;
+        SET CONSTRAINTS slots_held_kept IMMEDIATE;{locks}
         FOR a, n IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS x
         LOOP
             RETURN QUERY SELECT n, t.slot_place, t.slot_account FROM take_slot(a->>0, (a->>1)::BIGINT, a->>2,
@@ -212,3 +229,9 @@ BATCHED_CALLS = """
         END LOOP;
     END $$;
 """
+BATCHED_CALLS = _BATCHED_CALLS.format(locks="")
+
+# Takes in one lock order (see _TAKE_LOCKS): take_slots made again.
+TAKE_LOCK_ORDER = "DROP FUNCTION take_slots;" + _BATCHED_CALLS[
+    _BATCHED_CALLS.index("    CREATE FUNCTION take_slots") :
+].format(locks=_TAKE_LOCKS)
