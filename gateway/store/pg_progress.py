@@ -47,8 +47,8 @@ _STATEMENT_HEAD = (
 # accounts, the slot counts it changes at commit (slots_schema.py) are locked first, in the order a
 # batch of slot takes locks them (pg_functions.py), then the jobs: taken at commit in the order the
 # update met the jobs, a batch of finishes and a batch of takes could each hold a count the other
-# waited for. With one provider and account, every batch takes that count first anyway, and holding
-# it for the whole statement rather than the commit cost 5-8 % on 5 000 held streams.
+# waited for. With one provider and account, every batch takes that count first anyway: it is then
+# left to the commit, and held for the commit alone.
 _SLOT_COUNTS_FIRST = (
     " holders AS (SELECT j.provider, COALESCE(j.account, '') AS account, j.key_id FROM jobs j"
     " JOIN input i ON j.id = i.job WHERE j.has_slot = 1),"

@@ -124,8 +124,13 @@ async def test_console_creates_a_key_shows_its_job_live_and_then_in_the_charts(
             await page.wait_for_selector(f"#running tr[data-job-id='{slow['id']}']", state="detached")
 
             # then in the charts: 30 (luma) + 10 (suno) net, the pika job's 10 debited and refunded
+            # (the page refreshes its charts every 15 s by itself too: one of those, made before the
+            # last job finished, may already show the net; the refresh asked for here shows the rest)
             await page.click("#refresh-usage")
-            await page.wait_for_function("document.querySelector('#total-net').textContent === '40'")
+            await page.wait_for_function(
+                "document.querySelector('#total-net').textContent === '40'"
+                " && document.querySelector('#total-jobs').textContent === '2 / 1 / 0'"
+            )
             assert await page.text_content("#total-debited") == "50"
             assert await page.text_content("#total-refunded") == "10"
             assert await page.text_content("#total-refund-rate") == "20.0 %"
