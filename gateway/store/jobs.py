@@ -499,11 +499,12 @@ async def finish(
 
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
+    head, after, counted = ("", "", ()) if db.dialect == "sqlite" else (*_SLOT_COUNTS_OF_JOB, (job_id,))
 
     async def work(tx: Tx) -> Finished | None:
         row = await tx.one(
-            f"UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where} RETURNING *",
-            (*values, *guard),
+            f"{head}UPDATE jobs SET {sets}, last_event_id = last_event_id + 1 WHERE {where}{after} RETURNING *",
+            (*counted, *values, *guard),
         )
         if row is None:
             return None
@@ -519,6 +520,21 @@ async def finish(
         return Finished(await events.store(tx, job_id, finished.last_event_id, event), finished)
 
     return await db.write(work)
+
+
+# On PostgreSQL a refunding or settling finish is a transaction of its own: the slot counts it gives
+# back at commit are locked before its job, in the order batches of takes and finishes keep
+# (pg_functions.py, pg_progress.py). A user's cancel racing the job's completion in a batch of
+# finishes could otherwise hold the job while the batch, holding the counts, waited for it.
+_SLOT_COUNTS_OF_JOB = (
+    "WITH holder AS (SELECT provider, COALESCE(account, '') AS account, key_id FROM jobs"
+    " WHERE id = ? AND has_slot = 1),"
+    " slot_counts AS (SELECT 1 FROM slots_held h JOIN holder ON h.provider = holder.provider"
+    " AND h.account = holder.account FOR NO KEY UPDATE OF h),"
+    " key_counts AS (SELECT 1 FROM slots_held_by_key k JOIN holder ON k.key_id = holder.key_id"
+    " FOR NO KEY UPDATE OF k) ",
+    " AND (SELECT count(*) FROM slot_counts) + (SELECT count(*) FROM key_counts) >= 0",
+)
 
 
 async def get(db: Database, job_id: str, key_id: str | None = None) -> Job | None:

@@ -43,16 +43,17 @@ _STATEMENT_HEAD = (
 )
 
 
-# A finish gives back its job's slot. When a batch of finishes gives back slots of several providers or
-# accounts, the slot counts it changes at commit (slots_schema.py) are locked first, in the order a
-# batch of slot takes locks them (pg_functions.py), then the jobs: taken at commit in the order the
-# update met the jobs, a batch of finishes and a batch of takes could each hold a count the other
-# waited for. With one provider and account, every batch takes that count first anyway: it is then
-# left to the commit, and held for the commit alone.
+# A finish gives back its job's slot. When a batch of finishes gives back slots of several providers,
+# accounts or keys, the slot counts it changes at commit (slots_schema.py) are locked first, in the
+# order a batch of slot takes locks them (pg_functions.py), then the jobs: taken at commit in the
+# order the update met the jobs, a batch of finishes and a batch of takes could each hold a count the
+# other waited for. With one provider, account and key there is one count of each, taken in that
+# order at commit anyway: they are left to the commit, and held for the commit alone.
 _SLOT_COUNTS_FIRST = (
     " holders AS (SELECT j.provider, COALESCE(j.account, '') AS account, j.key_id FROM jobs j"
     " JOIN input i ON j.id = i.job WHERE j.has_slot = 1),"
-    " spread AS (SELECT count(DISTINCT (provider, account)) > 1 AS several FROM holders),"
+    " spread AS (SELECT count(DISTINCT (provider, account)) > 1 OR count(DISTINCT key_id) > 1 AS several"
+    " FROM holders),"
     " slot_counts AS (SELECT 1 FROM slots_held h WHERE (SELECT several FROM spread)"
     " AND (h.provider, h.account) IN (SELECT provider, account FROM holders)"
     ' ORDER BY h.provider COLLATE "C", h.account COLLATE "C" FOR NO KEY UPDATE OF h),'

@@ -33,7 +33,9 @@ async def job_of(db: PostgresDatabase, key_id: str) -> Job:
     return job
 
 
-async def two_keys_holding_slots(db: PostgresDatabase) -> tuple[str, str]:
+async def two_keys_holding_slots(
+    db: PostgresDatabase, accounts: list[AccountCap] = ACCOUNTS
+) -> tuple[str, str]:
     """Two keys, each with a job holding a slot of provider p (their slot-count rows exist)."""
     made = []
     for name in ("k1", "k2"):
@@ -41,7 +43,7 @@ async def two_keys_holding_slots(db: PostgresDatabase) -> tuple[str, str]:
             db, key_hash=f"h{name}{time.monotonic_ns()}", prefix="gw_x", name=name, tokens=100
         )
         holder = await job_of(db, key.id)
-        assert (await shared.take_slot(db, holder.id, holder.epoch, "p", ACCOUNTS)).position == 0
+        assert (await shared.take_slot(db, holder.id, holder.epoch, "p", accounts)).position == 0
         made.append(key.id)
     return made[0], made[1]
 
@@ -88,19 +90,22 @@ async def test_a_batch_of_takes_holds_every_slot_count_it_may_change_before_any_
                         await anyio.sleep(0.01)
                 for key_id in (k1, k2):
                     assert await held(looker, "SELECT 1 FROM slots_held_by_key WHERE key_id = $1", key_id)
-                assert await held(looker, "SELECT 1 FROM slots_held WHERE provider = 'p'")
+                for account in ("a", "b"):  # the first take chooses one: the batch holds both
+                    sql = "SELECT 1 FROM slots_held WHERE provider = 'p' AND account = $1"
+                    assert await held(looker, sql, account)
         assert sorted(place.position for place in places) == [0, 0]
     finally:
         await looker.close()
 
 
+@pytest.mark.parametrize("accounts", [ACCOUNTS, ACCOUNTS[:1]], ids=["two accounts", "one account, two keys"])
 async def test_a_batch_of_finishes_holds_its_slot_counts_before_its_jobs(
-    pg: PostgresDatabase, postgres_url: str
+    pg: PostgresDatabase, postgres_url: str, accounts: list[AccountCap]
 ) -> None:
-    k1, k2 = await two_keys_holding_slots(pg)
+    k1, k2 = await two_keys_holding_slots(pg, accounts)
     finishing = [await job_of(pg, k1), await job_of(pg, k2)]
     for job in finishing:
-        assert (await shared.take_slot(pg, job.id, job.epoch, "p", ACCOUNTS)).position == 0
+        assert (await shared.take_slot(pg, job.id, job.epoch, "p", accounts)).position == 0
     blocked = max(finishing, key=lambda job: job.id)  # the statement reaches it last
     at = stamp()
     rows = [
@@ -126,10 +131,37 @@ async def test_a_batch_of_finishes_holds_its_slot_counts_before_its_jobs(
                         await anyio.sleep(0.01)
                 for key_id in (k1, k2):
                     assert await held(looker, "SELECT 1 FROM slots_held_by_key WHERE key_id = $1", key_id)
-                for account in ("a", "b"):  # the batch gives back a slot of each
+                for account in [cap.name for cap in accounts]:  # the batch gives back a slot of each
                     sql = "SELECT 1 FROM slots_held WHERE provider = 'p' AND account = $1"
                     assert await held(looker, sql, account)
         counted = await pg.fetchall("SELECT n FROM slots_held_by_key WHERE key_id IN (?, ?)", (k1, k2))
         assert sorted(int(row["n"]) for row in counted) == [1, 1]  # each finish gave its slot back
+    finally:
+        await looker.close()
+
+
+async def test_a_refunding_finish_holds_its_slot_counts_before_its_job(
+    pg: PostgresDatabase, postgres_url: str
+) -> None:
+    """A user's cancel (a refund, a transaction of its own) racing the job's completion in a batch."""
+    k1, _ = await two_keys_holding_slots(pg)
+    job = await job_of(pg, k1)
+    place = await shared.take_slot(pg, job.id, job.epoch, "p", ACCOUNTS)
+    looker = await asyncpg.connect(postgres_url)
+    finished: list[jobs.Finished | None] = []
+
+    async def cancel() -> None:
+        finished.append(await jobs.finish(pg, job.id, "canceled", {}, {"status": "Canceled"}, refund=True))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            async with job_row_held(pg, job.id):
+                tg.start_soon(cancel)
+                with anyio.fail_after(10):  # the cancel waits for the held job, its counts locked
+                    while not await held(looker, "SELECT 1 FROM slots_held_by_key WHERE key_id = $1", k1):
+                        await anyio.sleep(0.01)
+                sql = "SELECT 1 FROM slots_held WHERE provider = 'p' AND account = $1"
+                assert await held(looker, sql, place.account)
+        assert finished[0] is not None and finished[0].job.refunded
     finally:
         await looker.close()

@@ -282,26 +282,30 @@ async def test_a_finish_does_not_wait_for_an_open_debit_of_its_key(pg: PostgresD
     """A day's usage of a key, model and provider is several rows on PostgreSQL: the ledger's shard,
     where a create batch holds its row until it commits, and the finishing connections' own."""
     finishing, other = await leased_jobs(pg, 2)
-    async with pg.pool.acquire() as conn, conn.transaction():
-        # an open transaction holding the ledger's roll-up row of this key, model, provider and day
-        await conn.execute(
-            "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, created_at)"
-            " VALUES ($1, 1, 'settle', $2, 0, $3)",
-            other.key_id,
-            other.id,
-            stamp(),
+    finished: list[jobs.Finished | None] = []
+
+    async def finish() -> None:
+        done = {"status": "Completed"}
+        finished.append(
+            await jobs.finish(pg, finishing.id, "completed", {}, done, refund=False, lease=finishing.lease)
         )
-        finished = None
-        with anyio.move_on_after(5):  # waiting for that row would wait for this transaction's end
-            finished = await jobs.finish(
-                pg,
-                finishing.id,
-                "completed",
-                {},
-                {"status": "Completed"},
-                refund=False,
-                lease=finishing.lease,
+
+    async with anyio.create_task_group() as tg:
+        async with pg.pool.acquire() as conn, conn.transaction():
+            # an open transaction holding the ledger's roll-up row of this key, model, provider and day
+            await conn.execute(
+                "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, created_at)"
+                " VALUES ($1, 1, 'settle', $2, 0, $3)",
+                other.key_id,
+                other.id,
+                stamp(),
             )
-        assert finished is not None and finished.job.status == "completed"
+            tg.start_soon(finish)
+            with anyio.move_on_after(5):  # a finish that waited for that row would wait for this end
+                while not finished:
+                    await anyio.sleep(0.01)
+            finished_before_the_debit_ended = bool(finished)
+    assert finished_before_the_debit_ended
+    assert finished[0] is not None and finished[0].job.status == "completed"
     (total,) = await usage.usage(pg, finishing.created_at[:10], "9999", [])  # the shards add up
     assert total["jobs"]["completed"] == 1 and total["tokens_debited"] == 2 and total["tokens_settled"] == 1
