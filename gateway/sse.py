@@ -51,31 +51,26 @@ class EventStream(EventSourceResponse):
         stalled = False
 
         async def ping() -> None:
-            try:
-                await pings()
-            except Exception:  # nobody awaits a helper: said here, and the stream ends
-                log.exception("a stream's keep-alive ping failed")
-                streaming.cancel()
-
-        async def pings() -> None:
             nonlocal stalled
-            while self.active:
-                await asyncio.sleep(self.ping_interval)
-                if not self.active:
-                    return
-                factory = self.ping_message_factory
-                message = ensure_bytes(factory() if factory else ServerSentEvent(comment="ping"), self.sep)
-                async with self._send_lock:  # never after the body's end, which sends under the lock
-                    if not self.active:
-                        return
-                    try:
+            try:
+                while self.active:
+                    await asyncio.sleep(self.ping_interval)
+                    factory = self.ping_message_factory
+                    message = ensure_bytes(
+                        factory() if factory else ServerSentEvent(comment="ping"), self.sep
+                    )
+                    async with self._send_lock:  # never after the body's end, which sends under the lock
+                        if not self.active:
+                            return
                         await self._send_with_timeout(
                             send, {"type": "http.response.body", "body": message, "more_body": True}
                         )
-                    except SendTimeoutError:
-                        stalled = True
-                        streaming.cancel()
-                        return
+            except SendTimeoutError:
+                stalled = True
+                streaming.cancel()
+            except Exception:  # nobody awaits a helper: said here, and the stream ends
+                log.exception("a stream's keep-alive ping failed")
+                streaming.cancel()
 
         async def watch() -> None:
             try:

@@ -17,6 +17,7 @@ from gateway.store.ledger import append_entry
 from gateway.store.pg_functions import NEXT_ROUND
 from gateway.store.pg_progress import ProgressWrite
 from gateway.store.postgres import PostgresDatabase
+from gateway.store.slots_schema import counts_locked_first
 
 UNFINISHED = ("queued", "processing")
 TERMINAL = ("completed", "failed", "canceled")
@@ -499,7 +500,11 @@ async def finish(
 
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
-    head, after, counted = ("", "", ()) if db.dialect == "sqlite" else (*_SLOT_COUNTS_OF_JOB, (job_id,))
+    head, after, counted = (
+        ("", "", ())
+        if db.dialect == "sqlite"
+        else (f"WITH {_JOB_COUNTS} ", f" AND {_JOB_COUNTS_TAKEN}", (job_id,))
+    )
 
     async def work(tx: Tx) -> Finished | None:
         row = await tx.one(
@@ -522,18 +527,10 @@ async def finish(
     return await db.write(work)
 
 
-# On PostgreSQL a refunding or settling finish is a transaction of its own: the slot counts it gives
-# back at commit are locked before its job, in the order batches of takes and finishes keep
-# (pg_functions.py, pg_progress.py). A user's cancel racing the job's completion in a batch of
-# finishes could otherwise hold the job while the batch, holding the counts, waited for it.
-_SLOT_COUNTS_OF_JOB = (
-    "WITH holder AS (SELECT provider, COALESCE(account, '') AS account, key_id FROM jobs"
-    " WHERE id = ? AND has_slot = 1),"
-    " slot_counts AS (SELECT 1 FROM slots_held h JOIN holder ON h.provider = holder.provider"
-    " AND h.account = holder.account FOR NO KEY UPDATE OF h),"
-    " key_counts AS (SELECT 1 FROM slots_held_by_key k JOIN holder ON k.key_id = holder.key_id"
-    " FOR NO KEY UPDATE OF k) ",
-    " AND (SELECT count(*) FROM slot_counts) + (SELECT count(*) FROM key_counts) >= 0",
+# On PostgreSQL a refunding or settling finish, a transaction of its own, locks the slot counts it
+# gives back first, as every statement does (slots_schema.py).
+_JOB_COUNTS, _JOB_COUNTS_TAKEN = counts_locked_first(
+    "SELECT provider, COALESCE(account, '') AS account, key_id FROM jobs WHERE id = ? AND has_slot = 1"
 )
 
 

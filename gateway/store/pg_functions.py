@@ -166,13 +166,11 @@ CREATE_JOB = f"""
 
 STORED_FUNCTIONS = TAKE_SLOT + CREATE_JOB
 
-# A new job's lease runs from the moment it is stored, by the database's clock: measured from before
-# the call, a create that waited its turn behind a burst of others could be born with its lease lapsed
-# (and be taken over, and started again, by the very replica that had just created it).
-LEASE_FROM_INSERT = "DROP FUNCTION create_job;" + CREATE_JOB
-
-# A new job's round from the ends of two indexes (see NEXT_ROUND): the function is made again with it.
-ROUNDS_BY_INDEX = "DROP FUNCTION create_job;" + CREATE_JOB
+# create_job made again as it stands: by migration 9 (a new job's lease runs from the moment it is
+# stored, by the database's clock: measured from before the call, a create that waited its turn behind
+# a burst of others could be born with its lease lapsed, and be taken over, and started again, by the
+# very replica that had just created it) and by migration 11 (the round from the ends of two indexes).
+CREATE_JOB_AGAIN = "DROP FUNCTION create_job;" + CREATE_JOB
 
 # The rows a batch of takes may change, locked first and in one order, as a batch of finishes locks
 # them (pg_progress.py): the providers' lock rows, their slot counts, the keys' slot counts; then each
@@ -193,7 +191,7 @@ _TAKE_LOCKS = """
 
 # Many creates, and many slot takes, in one statement and one commit (see pg_calls.py): each element
 # of `p_batch` is the array of one call's arguments, and each gets its row, numbered by its place.
-_BATCHED_CALLS = """
+_CREATE_JOBS = """
     CREATE FUNCTION create_jobs(p_batch JSONB)
     RETURNS TABLE (idx BIGINT, outcome TEXT, balance_now BIGINT, job JSON) LANGUAGE plpgsql AS $$
     DECLARE
@@ -209,7 +207,9 @@ _BATCHED_CALLS = """
                 a->>21, a->>22, a->>23) AS c;
         END LOOP;
     END $$;
+"""
 
+_TAKE_SLOTS = """
     CREATE FUNCTION take_slots(p_batch JSONB)
     RETURNS TABLE (idx BIGINT, slot_place BIGINT, slot_account TEXT) LANGUAGE plpgsql AS $$
     DECLARE
@@ -229,9 +229,7 @@ _BATCHED_CALLS = """
         END LOOP;
     END $$;
 """
-BATCHED_CALLS = _BATCHED_CALLS.format(locks="")
+BATCHED_CALLS = _CREATE_JOBS + _TAKE_SLOTS.format(locks="")
 
 # Takes in one lock order (see _TAKE_LOCKS): take_slots made again.
-TAKE_LOCK_ORDER = "DROP FUNCTION take_slots;" + _BATCHED_CALLS[
-    _BATCHED_CALLS.index("    CREATE FUNCTION take_slots") :
-].format(locks=_TAKE_LOCKS)
+TAKE_LOCK_ORDER = "DROP FUNCTION take_slots;" + _TAKE_SLOTS.format(locks=_TAKE_LOCKS)

@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.store.db import Row
 from gateway.store.pg_batch import Batches, Failed, Run
-from gateway.store.slots_schema import UNFINISHED
+from gateway.store.slots_schema import UNFINISHED, counts_locked_first
 
 
 @dataclass(frozen=True)
@@ -29,40 +29,10 @@ class ProgressWrite:
     whole: bool = False  # answered with the whole row as changed (a finish), not only the number
 
 
-# What every write statement begins with: its input, the rows locked, the update.
-_STATEMENT_HEAD = (
-    "WITH input AS (SELECT x->>'job' AS job, (x->>'epoch')::bigint AS epoch, x->>'event' AS event,"
-    " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
-    " FROM jsonb_array_elements($1::jsonb) AS x),{shared}"
-    # the rows locked in id order, as a lease renewal locks them (else the two can deadlock)
-    " locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job{after_shared}"
-    ' ORDER BY jobs.id COLLATE "C" FOR NO KEY UPDATE OF jobs),'
-    " changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
-    f" WHERE jobs.id = i.job AND jobs.id IN (SELECT id FROM locked) AND jobs.status IN {UNFINISHED}"
-    " AND (i.epoch IS NULL OR jobs.epoch = i.epoch) RETURNING {returning})"
-)
-
-
-# A finish gives back its job's slot. When a batch of finishes gives back slots of several providers,
-# accounts or keys, the slot counts it changes at commit (slots_schema.py) are locked first, in the
-# order a batch of slot takes locks them (pg_functions.py), then the jobs: taken at commit in the
-# order the update met the jobs, a batch of finishes and a batch of takes could each hold a count the
-# other waited for. With one provider, account and key there is one count of each, taken in that
-# order at commit anyway: they are left to the commit, and held for the commit alone.
-_SLOT_COUNTS_FIRST = (
-    " holders AS (SELECT j.provider, COALESCE(j.account, '') AS account, j.key_id FROM jobs j"
-    " JOIN input i ON j.id = i.job WHERE j.has_slot = 1),"
-    " spread AS (SELECT count(DISTINCT (provider, account)) > 1 OR count(DISTINCT key_id) > 1 AS several"
-    " FROM holders),"
-    " slot_counts AS (SELECT 1 FROM slots_held h WHERE (SELECT several FROM spread)"
-    " AND (h.provider, h.account) IN (SELECT provider, account FROM holders)"
-    ' ORDER BY h.provider COLLATE "C", h.account COLLATE "C" FOR NO KEY UPDATE OF h),'
-    " key_counts AS (SELECT 1 FROM slots_held_by_key k WHERE (SELECT several FROM spread)"
-    " AND k.key_id IN (SELECT key_id FROM holders)"
-    ' ORDER BY k.key_id COLLATE "C" FOR NO KEY UPDATE OF k),'
-)
-_AFTER_SLOT_COUNTS = (
-    " WHERE (SELECT count(*) FROM slot_counts) >= 0 AND (SELECT count(*) FROM key_counts) >= 0"
+# A finish gives back its job's slot: its statement locks those counts first (slots_schema.py).
+_FINISH_COUNTS, _COUNTS_TAKEN = counts_locked_first(
+    "SELECT j.provider, COALESCE(j.account, '') AS account, j.key_id FROM jobs j"
+    " JOIN input i ON j.id = i.job WHERE j.has_slot = 1"
 )
 
 
@@ -74,22 +44,29 @@ def _write_statement(columns: tuple[str, ...], whole: bool) -> str:
     or with `whole` the job's row as changed; a job that finished, or whose lease another replica
     holds, has no row."""
     sets = "".join(f"{column} = (i.c).{column}, " for column in columns)
+    head = (
+        "WITH input AS (SELECT x->>'job' AS job, (x->>'epoch')::bigint AS epoch, x->>'event' AS event,"
+        " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
+        " FROM jsonb_array_elements($1::jsonb) AS x),"
+        + (f" {_FINISH_COUNTS}," if whole else "")
+        # the rows locked in id order, as a lease renewal locks them (else the two can deadlock)
+        + " locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job"
+        + (f" WHERE {_COUNTS_TAKEN}" if whole else "")
+        + ' ORDER BY jobs.id COLLATE "C" FOR NO KEY UPDATE OF jobs),'
+        f" changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
+        f" WHERE jobs.id = i.job AND jobs.id IN (SELECT id FROM locked) AND jobs.status IN {UNFINISHED}"
+        " AND (i.epoch IS NULL OR jobs.epoch = i.epoch)"
+    )
+    logged = (
+        " INSERT INTO job_events (job_id, seq, data, created_at)"
+        " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id"
+    )
     if whole:
-        head = _STATEMENT_HEAD.format(
-            shared=_SLOT_COUNTS_FIRST, after_shared=_AFTER_SLOT_COUNTS, sets="{sets}", returning="{returning}"
-        )
         return (
-            head.format(sets=sets, returning="jobs.*")
-            + ", logged AS (INSERT INTO job_events (job_id, seq, data, created_at)"
-            " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id)"
+            f"{head} RETURNING jobs.*), logged AS ({logged})"
             " SELECT changed.*, changed.id AS job_id, changed.last_event_id AS seq FROM changed"
         )
-    return (
-        _STATEMENT_HEAD.format(shared="", after_shared="", sets=sets, returning="jobs.id, jobs.last_event_id")
-        + " INSERT INTO job_events (job_id, seq, data, created_at)"
-        " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id"
-        " RETURNING job_id, seq"
-    )
+    return f"{head} RETURNING jobs.id, jobs.last_event_id){logged} RETURNING job_id, seq"
 
 
 class ProgressWrites:

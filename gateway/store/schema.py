@@ -6,8 +6,7 @@ from typing import Literal
 
 from gateway.store.pg_functions import (
     BATCHED_CALLS,
-    LEASE_FROM_INSERT,
-    ROUNDS_BY_INDEX,
+    CREATE_JOB_AGAIN,
     STORED_FUNCTIONS,
     TAKE_LOCK_ORDER,
 )
@@ -68,9 +67,9 @@ DIALECTS: dict[Dialect, dict[str, str]] = {
         "usage_rollup": rollup("postgresql"),
         "slot_counts": slot_counts("postgresql"),
         "stored_functions": STORED_FUNCTIONS,
-        "lease_from_insert": LEASE_FROM_INSERT,
+        "lease_from_insert": CREATE_JOB_AGAIN,
         "batched_calls": BATCHED_CALLS,
-        "rounds_by_index": ROUNDS_BY_INDEX,
+        "rounds_by_index": CREATE_JOB_AGAIN,
         "usage_shards": postgres_shards(),
         "take_lock_order": TAKE_LOCK_ORDER,
     },

@@ -28,6 +28,29 @@ _CHANGES = (
     f" OR ({_held('OLD')} AND {_held('NEW')} AND COALESCE(OLD.account, '') <> COALESCE(NEW.account, ''))"
 )
 
+
+def counts_locked_first(holders: str) -> tuple[str, str]:
+    """PostgreSQL: the slot counts a write will change at commit (the trigger below), locked before
+    anything else it locks, in the one order every statement keeps: the providers' counts, then the
+    keys', by name (then the jobs, by id). `holders` is a query of the written jobs that hold a slot
+    (provider, account as '' for none, key_id). Left to the commit, they were taken in the order the
+    update met the jobs: a batch of finishes and a batch of takes, or a user's cancel and the batch
+    finishing that job, could each hold a row the other waited for.
+
+    Returns the CTEs (for a WITH; `holders`, `slot_counts`, `key_counts`), and the condition that
+    makes the statement take them before it reads its own rows (a one-time filter: AND it to the
+    first WHERE that locks)."""
+    return (
+        f"holders AS ({holders}),"
+        " slot_counts AS (SELECT 1 FROM slots_held h JOIN (SELECT DISTINCT provider, account FROM holders) o"
+        " ON h.provider = o.provider AND h.account = o.account"
+        ' ORDER BY h.provider COLLATE "C", h.account COLLATE "C" FOR NO KEY UPDATE OF h),'
+        " key_counts AS (SELECT 1 FROM slots_held_by_key k WHERE k.key_id IN (SELECT key_id FROM holders)"
+        ' ORDER BY k.key_id COLLATE "C" FOR NO KEY UPDATE OF k)',
+        "(SELECT count(*) FROM slot_counts) + (SELECT count(*) FROM key_counts) >= 0",
+    )
+
+
 _TABLES = f"""
     CREATE TABLE slots_held (
         provider TEXT NOT NULL,

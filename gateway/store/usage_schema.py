@@ -114,17 +114,12 @@ def _table() -> str:
 
 def backfill(dialect: Literal["sqlite", "postgresql"]) -> list[str]:
     """What the triggers would have written for the rows that were there before them: two statements."""
-    script = (
-        _backfill(SQLITE_DURATION)
-        if dialect == "sqlite"  # PostgreSQL's rows have a shard now (migration 12): the back-fill's is 0
-        else _backfill(POSTGRES_DURATION).replace(
-            "ON CONFLICT (day, key_id, model, provider)", "ON CONFLICT (day, key_id, model, provider, shard)"
-        )
-    )
+    # PostgreSQL's rows have a shard now (migration 12): the back-fill's is 0
+    script = _backfill(SQLITE_DURATION) if dialect == "sqlite" else _backfill(POSTGRES_DURATION, ", shard")
     return script.strip().rstrip(";").split(";\n")
 
 
-def _backfill(duration: str) -> str:
+def _backfill(duration: str, shard: str = "") -> str:
     sums = ", ".join(f"SUM({c})" for c in BUCKET_COLUMNS)
     bucket_values = _bucket_cases(duration).replace("NEW.", "j.")
     return f"""
@@ -151,7 +146,7 @@ def _backfill(duration: str) -> str:
     ) finished
     WHERE true
     GROUP BY day, key_id, model, provider
-    ON CONFLICT (day, key_id, model, provider) DO UPDATE SET
+    ON CONFLICT (day, key_id, model, provider{shard}) DO UPDATE SET
         completed = excluded.completed, failed = excluded.failed, canceled = excluded.canceled,
         completed_seconds = excluded.completed_seconds,
         {", ".join(f"{c} = excluded.{c}" for c in BUCKET_COLUMNS)};"""

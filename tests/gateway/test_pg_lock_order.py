@@ -98,12 +98,16 @@ async def test_a_batch_of_takes_holds_every_slot_count_it_may_change_before_any_
         await looker.close()
 
 
-@pytest.mark.parametrize("accounts", [ACCOUNTS, ACCOUNTS[:1]], ids=["two accounts", "one account, two keys"])
+@pytest.mark.parametrize(
+    ("accounts", "keys_finishing"),
+    [(ACCOUNTS, 2), (ACCOUNTS[:1], 2), (ACCOUNTS[:1], 1)],
+    ids=["two accounts", "one account, two keys", "one account, one key"],  # the last: as a cancel locks
+)
 async def test_a_batch_of_finishes_holds_its_slot_counts_before_its_jobs(
-    pg: PostgresDatabase, postgres_url: str, accounts: list[AccountCap]
+    pg: PostgresDatabase, postgres_url: str, accounts: list[AccountCap], keys_finishing: int
 ) -> None:
     k1, k2 = await two_keys_holding_slots(pg, accounts)
-    finishing = [await job_of(pg, k1), await job_of(pg, k2)]
+    finishing = [await job_of(pg, k1), await job_of(pg, k2 if keys_finishing == 2 else k1)]
     for job in finishing:
         assert (await shared.take_slot(pg, job.id, job.epoch, "p", accounts)).position == 0
     blocked = max(finishing, key=lambda job: job.id)  # the statement reaches it last
@@ -129,7 +133,7 @@ async def test_a_batch_of_finishes_holds_its_slot_counts_before_its_jobs(
                         looker, "SELECT 1 FROM jobs WHERE id = $1", min(j.id for j in finishing)
                     ):
                         await anyio.sleep(0.01)
-                for key_id in (k1, k2):
+                for key_id in {job.key_id for job in finishing}:
                     assert await held(looker, "SELECT 1 FROM slots_held_by_key WHERE key_id = $1", key_id)
                 for account in [cap.name for cap in accounts]:  # the batch gives back a slot of each
                     sql = "SELECT 1 FROM slots_held WHERE provider = 'p' AND account = $1"
