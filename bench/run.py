@@ -305,6 +305,26 @@ def create_throughput(targets: dict[str, Target], requests: int) -> dict[str, An
     return rows
 
 
+def store_floor(engine: str, requests: int) -> dict[str, Any]:
+    """The store's writes for as many instant jobs as `create req/s` makes, alone (bench/store_floor.py)."""
+    out = subprocess.run(
+        [
+            PY,
+            "-m",
+            "bench.store_floor",
+            f"--engine={engine}",
+            f"--jobs={requests * 10}",
+            f"--first-events={requests}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)[engine]
+    return result
+
+
 def ledger_proof(gateway: Proc, key: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     base = f"http://127.0.0.1:{gateway.port}"
@@ -354,6 +374,14 @@ def add_ratios(results: dict[str, Any]) -> None:
             for name, row in create.items()
             if name in LABELS and name != "bare"
         }
+        # The best `create req/s` could reach with these writes: on SQLite the store runs on the
+        # server's one loop, so a request costs at least the bare app's whole request plus the writes
+        # alone; on PostgreSQL it can go no faster than the writes alone do.
+        for name, floor in results.get("store_floor", {}).items():
+            if name == "gateway":
+                floor["best_create_ratio"] = floor["jobs_per_s"] / (bare["rps"] + floor["jobs_per_s"])
+            else:
+                floor["best_create_ratio"] = floor["jobs_per_s"] / bare["rps"]
 
 
 def _fmt(row: dict[str, Any] | None, template: str) -> str:
@@ -415,6 +443,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"| create req/s, 100 clients{_suffix(name)} | {_fmt(create.get('bare'), '{rps:.0f}')} | "
             f"{create[name]['rps']:.0f} | {_fmt(ratio, '{rps:.2f}×')} | ≥ 0.5× |"
         )
+    for name, floor in results.get("store_floor", {}).items():
+        best = f"best possible {floor['best_create_ratio']:.2f}×" if "best_create_ratio" in floor else ""
+        lines += [
+            f"| create req/s: the store's writes alone, no HTTP (100 at a time){_suffix(name)} | | "
+            f"{floor['jobs_per_s']:.0f} ({floor['cpu_us_per_job']:.0f} µs CPU/job) | "
+            f"{best} | |",
+            f"| first event p50/p99 ms, c=1: the store's writes alone{_suffix(name)} | | "
+            f"{floor['first_event_p50_ms']:.2f} / {floor['first_event_p99_ms']:.2f} | | |",
+        ]
     for name, ledger in (
         ("gateway", results.get("ledger")),
         ("postgres", results.get("ledger_postgres")),
@@ -528,6 +565,8 @@ def cluster_benchmarks(
             ):  # measured once, in the first phase
                 targets = {"bare": bare, **targets}
             store_benchmarks(results, targets, held_n, requests)
+            if replicas == 1:
+                results.setdefault("store_floor", {})["postgres"] = store_floor("postgres", requests)
             ledger = ledger_proof(servers[0], key)
             ledger["debits_per_s"] = results["create"][name]["rps"]
             results[f"ledger_{name}"] = ledger
@@ -628,6 +667,7 @@ def sqlite_benchmarks(
         results["held_streams"] = {str(n): held_streams(targets, n) for n in sizes}
         results["first_event"] = first_event(targets, requests)
         results["create"] = create_throughput(targets, requests * 10)
+        results.setdefault("store_floor", {})["gateway"] = store_floor("sqlite", requests)
         ledger = ledger_proof(gateway, key)
         ledger["debits_per_s"] = results["create"]["gateway"]["rps"]
         results["ledger"] = ledger
