@@ -410,12 +410,15 @@ async def record(
     Raises NotChanged when the job already finished or the lease is no longer this driver's.
     """
     changes = {**changes, "updated_at": stamp()}
-    if isinstance(db, PostgresDatabase) and event is not None:  # once per progress event: group-committed
+    if isinstance(db, PostgresDatabase):  # once or more per job and progress event: group-committed
+        epoch = lease.epoch if lease else None
+        if event is None:
+            if not await db.progress.change(ProgressWrite(job_id, epoch, _stored(changes), None, stamp())):
+                raise NotChanged(job_id)
+            return None
         unnumbered = Event(job_id, 0, event)
         seq = await db.progress.record(
-            ProgressWrite(
-                job_id, lease.epoch if lease else None, _stored(changes), unnumbered.json(), stamp()
-            )
+            ProgressWrite(job_id, epoch, _stored(changes), unnumbered.json(), stamp())
         )
         if seq is None:
             raise NotChanged(job_id)
@@ -423,10 +426,6 @@ async def record(
 
     sets, values = _assignments(changes)
     where, guard = _guard(job_id, lease)
-    if isinstance(db, PostgresDatabase) and event is None:  # one statement, one round trip
-        if await db.write_one(f"UPDATE jobs SET {sets} WHERE {where} RETURNING 1", (*values, *guard)) is None:
-            raise NotChanged(job_id)
-        return None
 
     async def work(tx: Tx) -> Event | None:
         if event is None:

@@ -1,5 +1,6 @@
-"""PostgreSQL: each running job's progress events, and each quiet stream's look at its job's log, sent
-for many jobs in one statement (see pg_batch.py).
+"""PostgreSQL: each running job's progress events (and its changes that come with no event, such as its
+upstream id), and each quiet stream's look at its job's log, sent for many jobs in one statement (see
+pg_batch.py).
 
 Durability is unchanged: a driver learns its event's number once the statement that wrote it has
 committed, and publishes the event only then. One job appears at most once per statement (its next
@@ -24,7 +25,7 @@ class ProgressWrite:
     job_id: str
     epoch: int | None  # the lease's epoch that must still hold, or None (no lease)
     changes: dict[str, Any]  # column -> value, as stored
-    event: str  # the event's JSON, without its number
+    event: str | None  # the event's JSON, without its number; None for a change that logs no event
     at: str
     whole: bool = False  # answered with the whole row as changed (a finish), not only the number
 
@@ -37,13 +38,16 @@ _FINISH_COUNTS, _COUNTS_TAKEN = counts_locked_first(
 
 
 @lru_cache(maxsize=64)
-def _write_statement(columns: tuple[str, ...], whole: bool) -> str:
+def _write_statement(columns: tuple[str, ...], whole: bool, with_event: bool = True) -> str:
     """The statement for writes that change `columns`: each element of `$1` (a JSON array) names its
     job, its lease's epoch, its changes (read as a `jobs` row, so each value takes its column's type),
     its event and its time. It returns, for each event written, its job and number (`job_id`, `seq`),
     or with `whole` the job's row as changed; a job that finished, or whose lease another replica
-    holds, has no row."""
-    sets = "".join(f"{column} = (i.c).{column}, " for column in columns)
+    holds, has no row. Without `with_event` the writes log no event: each changed job's `job_id`."""
+    sets = ", ".join(
+        [f"{column} = (i.c).{column}" for column in columns]
+        + (["last_event_id = jobs.last_event_id + 1"] if with_event else [])
+    )
     head = (
         "WITH input AS (SELECT x->>'job' AS job, (x->>'epoch')::bigint AS epoch, x->>'event' AS event,"
         " x->>'at' AS at, jsonb_populate_record(NULL::jobs, x->'changes') AS c"
@@ -53,7 +57,7 @@ def _write_statement(columns: tuple[str, ...], whole: bool) -> str:
         + " locked AS (SELECT jobs.id FROM jobs JOIN input i ON jobs.id = i.job"
         + (f" WHERE {_COUNTS_TAKEN}" if whole else "")
         + ' ORDER BY jobs.id COLLATE "C" FOR NO KEY UPDATE OF jobs),'
-        f" changed AS (UPDATE jobs SET {sets}last_event_id = jobs.last_event_id + 1 FROM input i"
+        f" changed AS (UPDATE jobs SET {sets} FROM input i"
         f" WHERE jobs.id = i.job AND jobs.id IN (SELECT id FROM locked) AND jobs.status IN {UNFINISHED}"
         " AND (i.epoch IS NULL OR jobs.epoch = i.epoch)"
     )
@@ -61,6 +65,8 @@ def _write_statement(columns: tuple[str, ...], whole: bool) -> str:
         " INSERT INTO job_events (job_id, seq, data, created_at)"
         " SELECT changed.id, changed.last_event_id, i.event, i.at FROM changed JOIN input i ON i.job = changed.id"
     )
+    if not with_event:
+        return f"{head} RETURNING jobs.id) SELECT id AS job_id FROM changed"
     if whole:
         return (
             f"{head} RETURNING jobs.*), logged AS ({logged})"
@@ -82,14 +88,19 @@ class ProgressWrites:
         row = await self.batches(write)
         return None if row is None else int(row["seq"])
 
+    async def change(self, write: ProgressWrite) -> bool:
+        """Change the unfinished job with no event (`write.event` None); False when the job finished or
+        (with an epoch) another replica holds it."""
+        return await self.batches(write) is not None
+
     async def finish(self, write: ProgressWrite) -> Row | None:
         """The same for a job's terminal event (`write.whole`): the job's row as finished, or None."""
         return await self.batches(write)
 
     async def _send(self, writes: list[ProgressWrite]) -> list[Row | Failed | None]:
-        shapes: dict[tuple[tuple[str, ...], bool], list[ProgressWrite]] = {}
+        shapes: dict[tuple[tuple[str, ...], bool, bool], list[ProgressWrite]] = {}
         for write in writes:
-            shapes.setdefault((tuple(write.changes), write.whole), []).append(write)
+            shapes.setdefault((tuple(write.changes), write.whole, write.event is not None), []).append(write)
         # Every statement is waited for, whatever another's fate: each is a commit of its own, so a
         # write learns its own statement's answer (a finish that committed is never told it failed),
         # and no job's next write goes out while this one may still be on its way.
@@ -107,13 +118,13 @@ class ProgressWrites:
         return [answered.get(write.job_id) for write in writes]
 
     async def _send_shape(
-        self, columns: tuple[str, ...], whole: bool, writes: list[ProgressWrite]
+        self, columns: tuple[str, ...], whole: bool, with_event: bool, writes: list[ProgressWrite]
     ) -> list[Row]:
         rows = [
             {"job": w.job_id, "epoch": w.epoch, "changes": w.changes, "event": w.event, "at": w.at}
             for w in writes
         ]
-        return await self._run(_write_statement(columns, whole), [json.dumps(rows)])
+        return await self._run(_write_statement(columns, whole, with_event), [json.dumps(rows)])
 
 
 class EventHeads:

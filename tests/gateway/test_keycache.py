@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
 import pytest
 
 from gateway import auth
 from gateway.events import EventHub
 from gateway.keycache import KeyCache
 from gateway.store import keys
+from gateway.store.db import Database, Row
+from gateway.store.keys import ApiKey
 from tests.conftest import Harness, admin_headers, bearer
 
 pytestmark = pytest.mark.anyio
@@ -54,3 +60,58 @@ async def test_rate_limit_headers_read_a_shared_counter_at_most_once_a_second() 
     now[0] += 1.5
     await limiter.headers("key_a", None)
     assert Counting.reads == 1
+
+
+class CountedReads:
+    """The harness's database, counting key reads; `gate`, while set, holds each read's answer until
+    it opens (the row as it was read)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.reads = 0
+        self.gate: anyio.Event | None = None
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        self.reads += 1
+        row = await self.db.fetchone(sql, params)
+        if self.gate is not None:
+            await self.gate.wait()
+        return row
+
+
+async def test_requests_that_find_a_key_expired_together_wait_for_one_read(harness: Harness) -> None:
+    db = CountedReads(harness.app.state.services.db)
+    now = [100.0]
+    cache = KeyCache(db, EventHub(), ttl=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    key, record = await harness.new_key(10)
+    assert await cache.find_active(auth.hash_key(key)) is not None
+    now[0] += 1.5  # the entry ran out; a burst of requests arrives
+    db.gate = anyio.Event()
+    found: list[ApiKey | None] = []
+
+    async def authenticate() -> None:
+        found.append(await cache.find_active(auth.hash_key(key)))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(authenticate)
+        await anyio.wait_all_tasks_blocked()
+        db.gate.set()
+    assert db.reads == 2  # the first lookup, then one for the whole burst
+    assert [k.id if k else None for k in found] == [record["id"]] * 50
+
+
+async def test_a_change_during_a_read_is_not_hidden_by_it(harness: Harness) -> None:
+    db = CountedReads(harness.app.state.services.db)
+    cache = KeyCache(db, EventHub(), ttl=60.0)  # type: ignore[arg-type]
+    key, record = await harness.new_key(10)
+    db.gate = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cache.find_active, auth.hash_key(key))
+        await anyio.wait_all_tasks_blocked()  # the read is on its way: now the key is revoked
+        await keys.revoke(harness.app.state.services.db, record["id"])
+        await cache.changed(record["id"])
+        db.gate.set()
+    # The read begun before the revoke is not kept; the next request reads again and is refused.
+    assert await cache.find_active(auth.hash_key(key)) is None
+    assert db.reads == 2

@@ -105,6 +105,42 @@ async def test_a_fenced_write_fails_alone_in_its_statement(pg: PostgresDatabase)
     assert outcomes[other.id] == logged and logged.seq == 2
 
 
+async def test_changes_without_an_event_share_a_statement_and_each_keeps_its_fence(
+    pg: PostgresDatabase,
+) -> None:
+    made = await leased_jobs(pg, 20)
+    fenced, finished = made[0], made[1]
+    now = time.time()
+    await pg.write_one("UPDATE jobs SET lease_until = 0 WHERE id = ?", (fenced.id,))
+    [taken] = await leases.claim_lapsed(pg, "b", now=now, until=now + 60)
+    assert taken.id == fenced.id
+    await jobs.finish(pg, finished.id, "failed", {"error": "x"}, {"status": "Error"}, refund=True)
+    outcomes: dict[str, str] = {}
+
+    async def submitted(job: Job) -> None:
+        change = {"upstream_id": f"up-{job.id}", "status": "processing"}
+        try:
+            assert await jobs.record(pg, job.id, change, lease=job.lease) is None
+            outcomes[job.id] = "changed"
+        except NotChanged:
+            outcomes[job.id] = "not changed"
+
+    before = pg.progress.batches.sent
+    async with anyio.create_task_group() as tg:
+        for job in made:
+            tg.start_soon(submitted, job)
+    assert 1 <= pg.progress.batches.sent - before <= 2  # 20 changes: one statement, or two if one was early
+    assert outcomes == {job.id: "not changed" if job in (fenced, finished) else "changed" for job in made}
+    for job in made:
+        stored = await jobs.get(pg, job.id)
+        assert stored is not None
+        if job in (fenced, finished):
+            assert stored.upstream_id is None
+        else:
+            assert (stored.upstream_id, stored.status) == (f"up-{job.id}", "processing")
+            assert stored.last_event_id == 1 and await events.after(pg, job.id, 1) == []  # no event
+
+
 async def test_a_statement_that_fails_fails_each_of_its_writes_and_writes_nothing(
     pg: PostgresDatabase,
 ) -> None:
