@@ -8,7 +8,7 @@ with the job and its first event, the slot taken, the upstream id recorded, the 
 terminal event. This runs those same store calls — the functions the request handler and the runner
 call, in the same order, `--concurrency` jobs at a time — with no HTTP, no auth, no runner and no
 event fan-out, and prints jobs/s and this process's CPU per job (on PostgreSQL the server's own CPU
-is not counted). Then, on a fresh database, one job at a time as `first event c=1` does: how long
+is not counted there, but given apart when it runs on this machine). Then, on a fresh database, one job at a time as `first event c=1` does: how long
 the writes before a job's first event take while the jobs before it are still being driven.
 `bench.run` sets these beside the bare app's whole request, measured in the same run.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -109,16 +110,35 @@ async def measure(where: str, count: int, concurrency: int) -> dict[str, Any]:
             for _ in queue:
                 await one_job(db, key.id)
 
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall, server = time.process_time(), time.perf_counter(), postgres_cpu_seconds()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {
+        server = postgres_cpu_seconds() - server
+    result = {
         "jobs": count,
         "concurrency": concurrency,
         "wall_s": wall,
         "jobs_per_s": count / wall,
         "cpu_us_per_job": cpu / count * 1e6,
     }
+    if isinstance(db, PostgresDatabase) and server:
+        result["server_cpu_us_per_job"] = server / count * 1e6
+    return result
+
+
+def postgres_cpu_seconds() -> float:
+    """The CPU time of this machine's PostgreSQL processes (the bench's server is on 127.0.0.1), from
+    /proc; 0 where there is none."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, fields = text[text.find("(") + 1 : text.rfind(")")], text.rsplit(")", 1)[1].split()
+        if name.startswith("postgres"):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def first_event(where: str, count: int) -> dict[str, Any]:
