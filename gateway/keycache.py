@@ -19,12 +19,13 @@ MAX_ENTRIES = 100_000
 class _Lookup:
     """One read of a key from the database, which every request that needs the key meanwhile awaits."""
 
-    __slots__ = ("done", "key", "read")
+    __slots__ = ("done", "error", "key", "read")
 
     def __init__(self) -> None:
         self.done = anyio.Event()
-        self.read = False  # False when the read failed or its reader was cancelled: waiters read again
+        self.read = False  # False when its reader was cancelled (a client gone): a waiter reads again
         self.key: ApiKey | None = None
+        self.error: Exception | None = None  # the read's failure, which each waiter hears too
 
 
 class KeyCache:
@@ -70,6 +71,8 @@ class KeyCache:
             if lookup is None:
                 return await self._read(key_hash)
             await lookup.done.wait()
+            if lookup.error is not None:
+                raise lookup.error
             if lookup.read:
                 return lookup.key
 
@@ -79,6 +82,9 @@ class KeyCache:
         try:
             key = lookup.key = await keys.find_active_by_hash(self.db, key_hash)
             lookup.read = True
+        except Exception as exc:
+            lookup.error = exc
+            raise
         finally:
             if self._reading.get(key_hash) is lookup:
                 del self._reading[key_hash]

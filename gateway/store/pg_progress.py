@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
+
 from gateway.store.db import Row
 from gateway.store.pg_batch import Batches, Failed, Run
 from gateway.store.slots_schema import UNFINISHED, counts_locked_first
@@ -114,17 +116,42 @@ class ProgressWrites:
             elif isinstance(result, BaseException):
                 raise result  # cancelled: the batch's callers hear it (Batches)
             else:
-                answered.update((row["job_id"], row) for row in result)
+                answered.update(result)
         return [answered.get(write.job_id) for write in writes]
 
     async def _send_shape(
         self, columns: tuple[str, ...], whole: bool, with_event: bool, writes: list[ProgressWrite]
-    ) -> list[Row]:
-        rows = [
+    ) -> dict[str, Row | Failed]:
+        """Each write's answer by its job: its row (none when it changed nothing), or its failure."""
+        statement = _write_statement(columns, whole, with_event)
+        try:
+            return {row["job_id"]: row for row in await self._run(statement, [_input(writes)])}
+        except REFUSED_VALUES:
+            if len(writes) == 1:
+                raise
+        # The database refused a value (a NUL in an upstream's text, a number that is not one) and
+        # with it the whole statement: each write goes again on its own, so that only its own fails.
+        answered: dict[str, Row | Failed] = {}
+        for write in writes:
+            try:
+                answered.update((row["job_id"], row) for row in await self._run(statement, [_input([write])]))
+            except Exception as exc:
+                answered[write.job_id] = Failed(exc)
+        return answered
+
+
+# A statement refused for what a write carried, not for the database's state or the connection.
+REFUSED_VALUES = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+def _input(writes: list[ProgressWrite]) -> str:
+    """The writes as a statement's `$1`."""
+    return json.dumps(
+        [
             {"job": w.job_id, "epoch": w.epoch, "changes": w.changes, "event": w.event, "at": w.at}
             for w in writes
         ]
-        return await self._run(_write_statement(columns, whole, with_event), [json.dumps(rows)])
+    )
 
 
 class EventHeads:

@@ -70,10 +70,12 @@ class CountedReads:
         self.db = db
         self.reads = 0
         self.gate: anyio.Event | None = None
+        self.read = anyio.Event()  # set once a read has its row
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         self.reads += 1
         row = await self.db.fetchone(sql, params)
+        self.read.set()
         if self.gate is not None:
             await self.gate.wait()
         return row
@@ -108,10 +110,63 @@ async def test_a_change_during_a_read_is_not_hidden_by_it(harness: Harness) -> N
     db.gate = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(cache.find_active, auth.hash_key(key))
-        await anyio.wait_all_tasks_blocked()  # the read is on its way: now the key is revoked
+        await db.read.wait()  # the row is read, not yet answered: now the key is revoked
         await keys.revoke(harness.app.state.services.db, record["id"])
         await cache.changed(record["id"])
         db.gate.set()
     # The read begun before the revoke is not kept; the next request reads again and is refused.
     assert await cache.find_active(auth.hash_key(key)) is None
     assert db.reads == 2
+
+
+class FailingReads:
+    """A database whose key reads fail after `delay` seconds, counted."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.reads = 0
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        self.reads += 1
+        await anyio.sleep(self.delay)
+        raise ConnectionError("the database is gone")
+
+
+async def test_requests_waiting_for_a_read_that_fails_fail_with_it_at_once() -> None:
+    db = FailingReads(0.2)
+    cache = KeyCache(db, EventHub())  # type: ignore[arg-type]
+    failed_after: list[float] = []
+
+    async def authenticate() -> None:
+        started = anyio.current_time()
+        with pytest.raises(ConnectionError):
+            await cache.find_active("some-hash")
+        failed_after.append(anyio.current_time() - started)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(8):
+            tg.start_soon(authenticate)
+    assert db.reads == 1 and len(failed_after) == 8
+    assert max(failed_after) < 0.4  # each heard the one failure, none waited for a read of its own
+
+
+async def test_when_the_reading_request_is_cancelled_a_waiting_one_reads_for_itself(harness: Harness) -> None:
+    db = CountedReads(harness.app.state.services.db)
+    cache = KeyCache(db, EventHub())  # type: ignore[arg-type]
+    key, record = await harness.new_key(10)
+    db.gate = anyio.Event()
+    found: list[ApiKey | None] = []
+
+    async def authenticate() -> None:
+        found.append(await cache.find_active(auth.hash_key(key)))
+
+    async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as leader:  # a client that goes away mid-read
+            leader.start_soon(authenticate)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(authenticate)
+            await anyio.wait_all_tasks_blocked()
+            leader.cancel_scope.cancel()
+        db.gate.set()
+    assert db.reads == 2
+    assert [k.id if k else None for k in found] == [record["id"]]

@@ -1,6 +1,6 @@
 """PostgreSQL's batches lock the rows they share in one order — the providers' lock rows, the slot
-counts, the keys' slot counts, then the jobs by id — so a batch of finishes, a batch of slot takes and
-a lease renewal never each hold a row the other waits for. Each test holds one batch inside its
+counts, the keys' slot counts, then the jobs by id — so a batch of finishes, a batch of slot takes,
+a lease renewal and a claim of lapsed jobs never each hold a row the other waits for. Each test holds one batch inside its
 locks and looks, from another connection, at which rows it already holds."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import anyio
 import asyncpg
 import pytest
 
-from gateway.store import jobs, keys, shared
+from gateway.store import jobs, keys, leases, shared
 from gateway.store.db import stamp
 from gateway.store.jobs import Job, Lease, NewJob
 from gateway.store.pg_progress import _write_statement
@@ -167,5 +167,37 @@ async def test_a_refunding_finish_holds_its_slot_counts_before_its_job(
                 sql = "SELECT 1 FROM slots_held WHERE provider = 'p' AND account = $1"
                 assert await held(looker, sql, place.account)
         assert finished[0] is not None and finished[0].job.refunded
+    finally:
+        await looker.close()
+
+
+async def test_a_claim_of_lapsed_jobs_locks_them_in_id_order_as_a_batch_does(
+    pg: PostgresDatabase, postgres_url: str
+) -> None:
+    key = await keys.create(pg, key_hash=f"h{time.monotonic_ns()}", prefix="gw_x", name="k", tokens=100)
+    # The first job stored comes first in the table, where a claim's plan meets it first; a batch
+    # reaches it after every job with a lower id (there are a few).
+    first = await job_of(pg, key.id)
+    made = [first]
+    while sum(job.id < first.id for job in made) < 3:
+        made.append(await job_of(pg, key.id))
+    await pg.write_one("UPDATE jobs SET lease_until = 0")
+    lower = [job.id for job in made if job.id < first.id]
+    looker = await asyncpg.connect(postgres_url)
+    claimed: list[Job] = []
+
+    async def claim() -> None:
+        claimed.extend(await leases.claim_lapsed(pg, "b", now=time.time(), until=time.time() + 60))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            async with job_row_held(pg, first.id):
+                tg.start_soon(claim)
+                with anyio.fail_after(10):  # waiting for the held job, it holds every lower id
+                    while not await held(looker, "SELECT 1 FROM jobs WHERE id = $1", min(lower)):
+                        await anyio.sleep(0.01)
+                for job_id in lower:
+                    assert await held(looker, "SELECT 1 FROM jobs WHERE id = $1", job_id)
+        assert sorted(job.id for job in claimed) == sorted(job.id for job in made)
     finally:
         await looker.close()

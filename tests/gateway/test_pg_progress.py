@@ -141,25 +141,30 @@ async def test_changes_without_an_event_share_a_statement_and_each_keeps_its_fen
             assert stored.last_event_id == 1 and await events.after(pg, job.id, 1) == []  # no event
 
 
-async def test_a_statement_that_fails_fails_each_of_its_writes_and_writes_nothing(
-    pg: PostgresDatabase,
-) -> None:
-    good, bad = await leased_jobs(pg, 2)
+async def test_a_value_the_database_refuses_fails_its_own_write_and_no_other(pg: PostgresDatabase) -> None:
+    good, bad, nul = await leased_jobs(pg, 3)
     errors: dict[str, str] = {}
+    numbers: dict[str, int] = {}
 
-    async def write(job: Job, progress: object) -> None:
+    async def write(job: Job, changes: dict[str, object], event: dict[str, object] | None) -> None:
         try:
-            await jobs.record(pg, job.id, {"progress": progress}, tick(job, 1), lease=job.lease)
+            logged = await jobs.record(pg, job.id, changes, event, lease=job.lease)
+            numbers[job.id] = logged.seq if logged else 0
         except asyncpg.PostgresError as exc:
             errors[job.id] = type(exc).__name__
 
+    before = pg.progress.batches.sent
     async with anyio.create_task_group() as tg:
-        tg.start_soon(write, good, 1)
-        tg.start_soon(write, bad, "not a number")  # the whole statement is refused
-    assert set(errors) == {good.id, bad.id}
-    assert await events.after(pg, good.id, 1) == [] == await events.after(pg, bad.id, 1)
-    event = await jobs.record(pg, good.id, {"progress": 2}, tick(good, 2), lease=good.lease)
-    assert event is not None and event.seq == 2  # the next statement works
+        tg.start_soon(write, good, {"progress": 1}, tick(good, 1))
+        tg.start_soon(write, bad, {"progress": "not a number"}, tick(bad, 1))
+        tg.start_soon(write, nul, {"upstream_id": "up\x00id", "status": "processing"}, None)
+    assert pg.progress.batches.sent - before == 1  # they went together, and were refused together
+    assert errors == {bad.id: "InvalidTextRepresentationError", nul.id: "UntranslatableCharacterError"}
+    assert numbers == {good.id: 2}  # tried again on its own, it was written
+    assert [e.seq for e in await events.after(pg, good.id, 1)] == [2]
+    assert await events.after(pg, bad.id, 1) == []
+    stored = await jobs.get(pg, nul.id)
+    assert stored is not None and stored.upstream_id is None and stored.status == "queued"
 
 
 async def test_a_writer_cancelled_while_its_statement_commits_still_learns_its_number(
