@@ -445,9 +445,14 @@ def markdown(results: dict[str, Any]) -> str:
         )
     for name, floor in results.get("store_floor", {}).items():
         best = f"best possible {floor['best_create_ratio']:.2f}×" if "best_create_ratio" in floor else ""
+        server = (
+            f", {floor['server_cpu_us_per_job']:.0f} in PostgreSQL"
+            if "server_cpu_us_per_job" in floor
+            else ""
+        )
         lines += [
             f"| create req/s: the store's writes alone, no HTTP (100 at a time){_suffix(name)} | | "
-            f"{floor['jobs_per_s']:.0f} ({floor['cpu_us_per_job']:.0f} µs CPU/job) | "
+            f"{floor['jobs_per_s']:.0f} ({floor['cpu_us_per_job']:.0f} µs CPU/job{server}) | "
             f"{best} | |",
             f"| first event p50/p99 ms, c=1: the store's writes alone{_suffix(name)} | | "
             f"{floor['first_event_p50_ms']:.2f} / {floor['first_event_p99_ms']:.2f} | | |",

@@ -4,13 +4,15 @@
         [--first-events 1000]
 
 `create req/s` runs instant jobs through POST /api/generations, and each one is a whole job: the debit
-with the job and its first event, the slot taken, the upstream id recorded, the finish with its
-terminal event. This runs those same store calls — the functions the request handler and the runner
-call, in the same order, `--concurrency` jobs at a time — with no HTTP, no auth, no runner and no
-event fan-out, and prints jobs/s and this process's CPU per job (on PostgreSQL the server's own CPU
-is not counted there, but given apart when it runs on this machine). Then, on a fresh database, one job at a time as `first event c=1` does: how long
-the writes before a job's first event take while the jobs before it are still being driven.
-`bench.run` sets these beside the bare app's whole request, measured in the same run.
+with the job and its first event (on SQLite with its slot, when one is free), the slot taken
+(otherwise), the upstream id recorded, the finish with its terminal event. This runs those same store
+calls — the functions the request handler and the runner call, in the same order, `--concurrency`
+jobs at a time — with no HTTP, no auth, no runner and no event fan-out, and prints jobs/s and this
+process's CPU per job. On PostgreSQL the server's own CPU is apart: that of its processes serving the
+benchmark's database, when it runs on this machine. Then, on a fresh database, one job at a time as
+`first event c=1` does: how long the writes before a job's first event take while the jobs before it
+are still being driven. `bench.run` sets these beside the bare app's whole request, measured in the
+same run.
 """
 
 from __future__ import annotations
@@ -79,14 +81,16 @@ async def first_writes(db: Database, key_id: str) -> Job:
     )
     job, _ = await jobs.create(
         db, new, max_concurrent_jobs=1_000_000, max_queued_jobs=1_000, provider_capacity=1_000_000,
-        lease=LEASE, lease_seconds=60,
+        lease=LEASE, lease_seconds=60, accounts=ACCOUNTS,
     )  # fmt: skip
     return job
 
 
 async def drive(db: Database, job: Job) -> None:
-    """What the runner writes for an instant job: its slot, its upstream id, its finish."""
-    await shared.take_slot(db, job.id, job.epoch, PROVIDER, ACCOUNTS)
+    """What the runner writes for an instant job: its slot (unless it was born holding one), its
+    upstream id, its finish."""
+    if job.started_at is None:
+        await shared.take_slot(db, job.id, job.epoch, PROVIDER, ACCOUNTS)
     await jobs.record(db, job.id, {"upstream_id": f"tick-{job.id}", "status": "processing"}, lease=LEASE)
     url = "http://127.0.0.1:9/result.wav"
     await jobs.finish(
@@ -110,10 +114,11 @@ async def measure(where: str, count: int, concurrency: int) -> dict[str, Any]:
             for _ in queue:
                 await one_job(db, key.id)
 
-        cpu, wall, server = time.process_time(), time.perf_counter(), postgres_cpu_seconds()
+        server = await backends_cpu(db)
+        cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        server = postgres_cpu_seconds() - server
+        after = await backends_cpu(db)
     result = {
         "jobs": count,
         "concurrency": concurrency,
@@ -121,24 +126,32 @@ async def measure(where: str, count: int, concurrency: int) -> dict[str, Any]:
         "jobs_per_s": count / wall,
         "cpu_us_per_job": cpu / count * 1e6,
     }
-    if isinstance(db, PostgresDatabase) and server:
-        result["server_cpu_us_per_job"] = server / count * 1e6
+    if after:
+        used = sum(seconds - server.get(pid, 0.0) for pid, seconds in after.items())
+        result["server_cpu_us_per_job"] = used / count * 1e6
     return result
 
 
-def postgres_cpu_seconds() -> float:
-    """The CPU time of this machine's PostgreSQL processes (the bench's server is on 127.0.0.1), from
-    /proc; 0 where there is none."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+async def backends_cpu(db: Database) -> dict[int, float]:
+    """On PostgreSQL running on this machine (the bench's is on 127.0.0.1), the CPU seconds so far of
+    each server process connected to this database; empty on SQLite or where there is none."""
+    if not isinstance(db, PostgresDatabase):
+        return {}
+    rows = await db.fetchall("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    return cpu_seconds([int(row["pid"]) for row in rows])
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """Each process's CPU seconds so far, from /proc (a process not found there is left out)."""
+    used = {}
+    for pid in pids:
         try:
-            text = stat.read_text()
-        except OSError:  # the process ended meanwhile
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # not on this machine, or gone meanwhile
             continue
-        name, fields = text[text.find("(") + 1 : text.rfind(")")], text.rsplit(")", 1)[1].split()
-        if name.startswith("postgres"):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        fields = text.rsplit(")", 1)[1].split()
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
 
 
 async def first_event(where: str, count: int) -> dict[str, Any]:

@@ -41,9 +41,17 @@ class Gate:
 
     @asynccontextmanager
     async def slot(
-        self, job: Job, accounts: Callable[[], Sequence[AccountCap]], on_position: OnPosition
+        self,
+        job: Job,
+        accounts: Callable[[], Sequence[AccountCap]],
+        on_position: OnPosition,
+        held: str | None = None,
     ) -> AsyncIterator[str]:
-        """Wait for a slot; yields the name of the account the job holds it on."""
+        """Wait for a slot; yields the name of the account the job holds it on. `held` names the
+        account of a slot the job is known to hold already (born with it): nothing to take."""
+        if held is not None:
+            yield held
+            return
         told, told_at = 0, -self.report_interval
         try:
             while True:
