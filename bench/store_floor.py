@@ -4,15 +4,14 @@
         [--first-events 1000]
 
 `create req/s` runs instant jobs through POST /api/generations, and each one is a whole job: the debit
-with the job and its first event (on SQLite with its slot, when one is free), the slot taken
-(otherwise), the upstream id recorded, the finish with its terminal event. This runs those same store
-calls — the functions the request handler and the runner call, in the same order, `--concurrency`
-jobs at a time — with no HTTP, no auth, no runner and no event fan-out, and prints jobs/s and this
-process's CPU per job. On PostgreSQL the server's own CPU is apart: that of its processes serving the
-benchmark's database, when it runs on this machine. Then, on a fresh database, one job at a time as
-`first event c=1` does: how long the writes before a job's first event take while the jobs before it
-are still being driven. `bench.run` sets these beside the bare app's whole request, measured in the
-same run.
+with the job and its first event, the slot taken, the upstream id recorded, the finish with its
+terminal event. This runs those same store calls — the functions the request handler and the runner
+call, in the same order, `--concurrency` jobs at a time — with no HTTP, no auth, no runner and no
+event fan-out, and prints jobs/s and this process's CPU per job. On PostgreSQL the server's own CPU is
+apart: that of its processes serving the benchmark's database, when it runs on this machine. Then, on
+a fresh database, one job at a time as `first event c=1` does: how long the writes before a job's
+first event take while the jobs before it are still being driven. `bench.run` sets these beside the
+bare app's whole request, measured in the same run.
 """
 
 from __future__ import annotations
@@ -81,16 +80,14 @@ async def first_writes(db: Database, key_id: str) -> Job:
     )
     job, _ = await jobs.create(
         db, new, max_concurrent_jobs=1_000_000, max_queued_jobs=1_000, provider_capacity=1_000_000,
-        lease=LEASE, lease_seconds=60, accounts=ACCOUNTS,
+        lease=LEASE, lease_seconds=60,
     )  # fmt: skip
     return job
 
 
 async def drive(db: Database, job: Job) -> None:
-    """What the runner writes for an instant job: its slot (unless it was born holding one), its
-    upstream id, its finish."""
-    if job.started_at is None:
-        await shared.take_slot(db, job.id, job.epoch, PROVIDER, ACCOUNTS)
+    """What the runner writes for an instant job: its slot, its upstream id, its finish."""
+    await shared.take_slot(db, job.id, job.epoch, PROVIDER, ACCOUNTS)
     await jobs.record(db, job.id, {"upstream_id": f"tick-{job.id}", "status": "processing"}, lease=LEASE)
     url = "http://127.0.0.1:9/result.wav"
     await jobs.finish(

@@ -41,17 +41,9 @@ class Gate:
 
     @asynccontextmanager
     async def slot(
-        self,
-        job: Job,
-        accounts: Callable[[], Sequence[AccountCap]],
-        on_position: OnPosition,
-        held: str | None = None,
+        self, job: Job, accounts: Callable[[], Sequence[AccountCap]], on_position: OnPosition
     ) -> AsyncIterator[str]:
-        """Wait for a slot; yields the name of the account the job holds it on. `held` names the
-        account of a slot the job is known to hold already (born with it): nothing to take."""
-        if held is not None:
-            yield held
-            return
+        """Wait for a slot; yields the name of the account the job holds it on."""
         told, told_at = 0, -self.report_interval
         try:
             while True:

@@ -118,7 +118,6 @@ async def create_job(
         idempotency_ttl_seconds=svc.settings.idempotency_ttl_seconds,
         lease=lease,
         lease_seconds=lease_seconds,
-        accounts=route.upstream.open_accounts(),
     )
     if first is not None:
         svc.metrics.tokens_debited.inc(job.cost)

@@ -287,14 +287,10 @@ class Runner:
             await self._record(job, {}, event)
 
         outcome: Succeeded | Failed | None = None
-        # A job born holding its slot, or taken up holding one, has nothing to take at first
-        # (take and give-back keep `started_at` and the slot together).
-        held = job.account if job.started_at is not None else None
         # An account that refuses the credential before the upstream took the job is taken out of
         # rotation, and the job goes back to the queue for another account: at most once per account.
         for _ in range(len(upstream.accounts)):
-            outcome = await self._attempt(job, upstream, task, upstream_ids, on_position, held)
-            held = None  # given back, if it comes round again
+            outcome = await self._attempt(job, upstream, task, upstream_ids, on_position)
             if outcome is not None or not upstream.serving:
                 break
         if outcome is None:
@@ -315,14 +311,13 @@ class Runner:
         task: Task,
         upstream_ids: list[str],
         on_position: Callable[[int], Awaitable[None]],
-        held: str | None,
     ) -> Succeeded | Failed | None:
         """One account's go at the job: its outcome, or None when the account refused the credential
         before the upstream took the job (it is out of rotation; the job waits for another)."""
         account: Account | None = None
         outcome: Succeeded | Failed
         try:
-            async with upstream.gate.slot(job, upstream.open_accounts, on_position, held) as name:
+            async with upstream.gate.slot(job, upstream.open_accounts, on_position) as name:
                 account = upstream.account(name)
                 if account is None:
                     return Failed(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ from gateway.store.ledger import append_entry
 from gateway.store.pg_functions import NEXT_ROUND
 from gateway.store.pg_progress import ProgressWrite
 from gateway.store.postgres import PostgresDatabase
-from gateway.store.shared import AccountCap, take_in
 from gateway.store.slots_schema import counts_locked_first
 
 UNFINISHED = ("queued", "processing")
@@ -179,16 +177,12 @@ async def create(
     idempotency_ttl_seconds: int = 24 * 3600,
     lease: Lease | None = None,
     lease_seconds: float = 0,
-    accounts: Sequence[AccountCap] | None = None,
 ) -> tuple[Job, Event | None]:
     """Debit the price and create the job with its first event, all in one transaction.
 
     Returns the job and its `Processing started` event; an idempotent replay returns the earlier job
     and None (nothing is debited again). With `lease`, the new job is born claimed by its creator, for
     `lease_seconds` from the moment it is stored (not from the call: a create may wait its turn).
-    With `accounts` (its provider's), on SQLite a job that would get a slot at once is born holding
-    it (its `account` and `started_at` set): one write fewer than a take of its own. PostgreSQL's
-    creates leave it to the driver's take, which holds the provider's lock row instead of the key's.
     """
     cutoff = iso(now() - timedelta(seconds=idempotency_ttl_seconds)) if idempotency is not None else None
 
@@ -216,7 +210,7 @@ async def create(
             " options, callback_url, status, cost, created_at, updated_at, owner, epoch, lease_until,"
             " last_event_id, hold, queue_round)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 1, ?, " + _NEXT_ROUND + ")"
-            " RETURNING *, rowid",
+            " RETURNING *",
             (
                 *_asked(job_id, new),
                 created,
@@ -263,12 +257,7 @@ async def create(
                 " body_hash = excluded.body_hash, job_id = excluded.job_id, created_at = excluded.created_at",
                 (new.key_id, idempotency.key, idempotency.body_hash, job_id, created),
             )
-        job = row_to_job(row)  # as inserted: nothing in it changed since
-        if accounts is not None:
-            place = await take_in(tx, job_id, job.epoch, new.provider, accounts, row, created)
-            if place.position == 0 and place.account is not None:
-                job = replace(job, account=place.account, started_at=created)
-        return job, first
+        return row_to_job(row), first  # as inserted: nothing in it changed since
 
     if isinstance(db, PostgresDatabase):
         return await _create_in_postgres(

@@ -64,40 +64,26 @@ async def take_slot(
         )
         if job is None or job["has_slot"]:
             return Place(0, job["account"] if job is not None else None)
-        return await take_in(tx, job_id, epoch, provider, accounts, job, stamp())
+        loads = await _loads_in(tx, provider)
+        free = [a for a in accounts if loads.get(a.name, 0) < a.limit]
+        room = sum(a.limit - loads.get(a.name, 0) for a in free)
+        # Counting the jobs ahead first stops at the room there is: a job that fits needs no more.
+        place = await _place(tx, provider, job, room) if room else room + 1
+        if place > room:
+            place = await _place(tx, provider, job, None)
+            return Place(place - room)
+        chosen = min(free, key=lambda a: (loads.get(a.name, 0) / a.weight, -a.weight, a.name))
+        taken = await tx.execute(
+            "UPDATE jobs SET has_slot = 1, account = ?, started_at = ?"
+            " WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
+            (chosen.name, stamp(), job_id, epoch),
+        )
+        return Place(0, chosen.name) if taken else Place(place)
 
     return await db.write(work)
 
 
-async def take_in(
-    tx: Tx,
-    job_id: str,
-    epoch: int,
-    provider: str,
-    accounts: Sequence[AccountCap],
-    job: Row | dict[str, object],
-    started_at: str,
-) -> Place:
-    """`take_slot`'s decision for a job that holds no slot (`job`: its queue_round, created_at and
-    rowid), in a SQLite write that already holds the database's write lock."""
-    loads = await _loads_in(tx, provider)
-    free = [a for a in accounts if loads.get(a.name, 0) < a.limit]
-    room = sum(a.limit - loads.get(a.name, 0) for a in free)
-    # Counting the jobs ahead first stops at the room there is: a job that fits needs no more.
-    place = await _place(tx, provider, job, room) if room else room + 1
-    if place > room:
-        place = await _place(tx, provider, job, None)
-        return Place(place - room)
-    chosen = min(free, key=lambda a: (loads.get(a.name, 0) / a.weight, -a.weight, a.name))
-    taken = await tx.execute(
-        "UPDATE jobs SET has_slot = 1, account = ?, started_at = ?"
-        " WHERE id = ? AND epoch = ? AND status IN ('queued', 'processing')",
-        (chosen.name, started_at, job_id, epoch),
-    )
-    return Place(0, chosen.name) if taken else Place(place)
-
-
-async def _place(tx: Tx, provider: str, job: Row | dict[str, object], up_to: int | None) -> int:
+async def _place(tx: Tx, provider: str, job: Row, up_to: int | None) -> int:
     """The job's place in its provider's queue (1: first), counting at most `up_to` jobs ahead."""
     ahead = await tx.one(
         "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE provider = ? AND has_slot = 0"

@@ -336,32 +336,6 @@ async def test_provider_slots_are_one_cap_for_every_replica_first_come_first_ser
     assert held == Place(0, "default")  # a holder keeps its slot
 
 
-async def test_on_sqlite_a_job_created_while_a_slot_is_free_for_it_is_born_holding_it(db: Database) -> None:
-    key_id = await funded_key(db, 1000)
-    one, lease = [AccountCap("default", 1)], Lease("r", 1)
-
-    async def create() -> jobs.Job:
-        job, _ = await jobs.create(db, new_job(key_id, 1), lease=lease, lease_seconds=60, accounts=one)
-        return job
-
-    first, second = await create(), await create()
-    if isinstance(db, PostgresDatabase):  # its creates leave the slot to the driver's take
-        assert (first.account, first.started_at) == (None, None)
-        return
-    assert (first.account, first.started_at) == ("default", first.created_at)
-    assert (second.account, second.started_at) == (None, None)  # the one slot is taken: it waits
-    assert await jobs.get(db, first.id) == first  # as returned
-    assert await _slot_counts(db) == await _slot_counts_from_jobs(db) == ({("p", "default"): 1}, {key_id: 1})
-    assert await shared.take_slot(db, first.id, 1, "p", one) == Place(0, "default")
-    assert await shared.take_slot(db, second.id, 1, "p", one) == Place(1)
-    # A slot freed while a job waits for it goes to that job, not to one created after it.
-    await jobs.finish(db, first.id, "completed", {}, {"status": "Completed"}, refund=False)
-    third = await create()
-    assert (third.account, third.started_at) == (None, None)
-    assert await shared.take_slot(db, second.id, 1, "p", one) == Place(0, "default")
-    assert await shared.take_slot(db, third.id, 1, "p", one) == Place(1)
-
-
 async def test_each_account_has_its_own_cap_and_jobs_go_to_the_least_loaded_by_weight(db: Database) -> None:
     key_id = await funded_key(db, 1000)
     accounts = [AccountCap("a", 1), AccountCap("b", 3, weight=2.0)]
