@@ -6,7 +6,7 @@ Variants: `bare` (the bare sse-starlette app), `sqlite` (one gateway on SQLite: 
 `postgres` (one gateway on a fresh PostgreSQL database) and `replicas` (three gateways on one fresh
 PostgreSQL database and Redis, the load spread round-robin over them); the last two run create req/s,
 first-event latency and 1 000 held streams. Writes `bench/results/latest.json` and
-`bench/results/latest.md`. Bounded: about 5 minutes on 2 cores (a held stream that never ends costs
+`bench/results/latest.md`. Bounded: about 8 minutes on 2 cores (a held stream that never ends costs
 the load generator's 150 s deadline).
 """
 
