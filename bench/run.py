@@ -5,7 +5,9 @@
 Variants: `bare` (the bare sse-starlette app), `sqlite` (one gateway on SQLite: every benchmark),
 `postgres` (one gateway on a fresh PostgreSQL database) and `replicas` (three gateways on one fresh
 PostgreSQL database and Redis, the load spread round-robin over them); the last two run create req/s,
-first-event latency and 1 000 held streams. Writes `bench/results/latest.json` and
+first-event latency and 5 000 held streams (100 with `--quick`). Beside create req/s on SQLite and on
+one PostgreSQL replica, `bench.store_floor` runs the same jobs' store writes alone. Writes
+`bench/results/latest.json` and
 `bench/results/latest.md`. Bounded: about 8 minutes on 2 cores (a held stream that never ends costs
 the load generator's 150 s deadline).
 """
