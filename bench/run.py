@@ -7,9 +7,8 @@ Variants: `bare` (the bare sse-starlette app), `sqlite` (one gateway on SQLite: 
 PostgreSQL database and Redis, the load spread round-robin over them); the last two run create req/s,
 first-event latency and 5 000 held streams (100 with `--quick`). Beside create req/s on SQLite and on
 one PostgreSQL replica, `bench.store_floor` runs the same jobs' store writes alone. Writes
-`bench/results/latest.json` and
-`bench/results/latest.md`. Bounded: about 8 minutes on 2 cores (a held stream that never ends costs
-the load generator's 150 s deadline).
+`bench/results/latest.json` and `bench/results/latest.md`. Bounded: about 8 minutes on 2 cores (a
+held stream that never ends costs the load generator's 150 s deadline).
 """
 
 from __future__ import annotations
