@@ -18,9 +18,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import anyio
-
-from gateway.store.db import Row
+from gateway.store.db import Row, committed
 
 I = TypeVar("I")  # noqa: E741  # a call's input
 R = TypeVar("R")  # its answer
@@ -63,16 +61,7 @@ class Batches(Generic[I, R]):
         self._waiting.append((item, done))
         if self._sender is None:  # started on the next turn of the loop: this turn's calls go with it
             self._sender = asyncio.get_running_loop().create_task(self._run())
-        try:
-            # asyncio.shield: a cancelled caller never cancels the future its batch answers. A cancel
-            # scope of its own for every call cost more than the rest of the call (py-spy).
-            return await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # Cancelled while its batch is on its way: it learns the answer all the same (its cancel
-            # scope cancels it again at its next await), as a SQLite write does.
-            with anyio.CancelScope(shield=True):
-                answer = await asyncio.shield(done)
-            return answer
+        return await committed(done)
 
     async def _run(self) -> None:
         batch: list[tuple[I, asyncio.Future[R]]] = []

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import aiosqlite
-import anyio
 
-from gateway.store.db import Row, Tx, Work
+from gateway.store.db import Row, Tx, Work, committed
 from gateway.store.schema import migrations
 
 log = logging.getLogger("gateway.store")
@@ -208,15 +207,7 @@ class SqliteDatabase:
             self._flushing = True
             loop.call_soon(self._flush)
         if not pending.done.done():
-            # asyncio.shield: cancelling this caller never cancels the future its batch waits on.
-            try:
-                await asyncio.shield(pending.done)
-            except asyncio.CancelledError:
-                # Cancelled while its batch commits: the write happens all the same, and its caller
-                # learns what was committed (its cancel scope cancels it again at its next await).
-                # The cancel scope is made only here: one per write cost more than the commit.
-                with anyio.CancelScope(shield=True):
-                    await asyncio.shield(pending.done)
+            await committed(pending.done)  # cancelled meanwhile, it still learns what was committed
         if pending.error is not None:
             raise pending.error
         return cast(T, pending.result)
