@@ -40,6 +40,12 @@ def free_port() -> int:
         return port
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU seconds so far, user and system, from /proc (OSError where it is not there)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(check: Callable[[], T], timeout: float = 60, every: float = 0.1) -> T:
     """Poll `check` until it returns something truthy; that value, or TimeoutError."""
     deadline = time.monotonic() + timeout

@@ -28,13 +28,12 @@ from typing import Any
 
 import httpx
 
-from bench.cluster import clean_env, free_port, postgres_database, redis_prefix, shared_env
+from bench.cluster import clean_env, cpu_seconds, free_port, postgres_database, redis_prefix, shared_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 TICKS, INTERVAL = 10, 1.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Proc:
@@ -55,8 +54,7 @@ class Proc:
         raise RuntimeError(f"server on {port} did not start")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(self.process.pid)
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -111,12 +109,17 @@ def simulator_env(env: dict[str, str], simulator_url: str) -> dict[str, str]:
     return env
 
 
-def upstream(*args: str) -> dict[str, Any]:
+def bench_module(name: str, *args: str) -> dict[str, Any]:
+    """Run `python -m bench.<name> *args` and read the JSON it prints."""
     out = subprocess.run(
-        [PY, "-m", "bench.upstream", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        [PY, "-m", f"bench.{name}", *args], cwd=ROOT, capture_output=True, text=True, check=True
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
+
+
+def upstream(*args: str) -> dict[str, Any]:
+    return bench_module("upstream", *args)
 
 
 def relay(gateway: Proc, simulator_url: str, key: str) -> dict[str, Any]:
@@ -161,11 +164,7 @@ def create_key(env: dict[str, str], tokens: int) -> str:
 
 
 def loadgen(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [PY, "-m", "bench.loadgen", *args], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
+    return bench_module("loadgen", *args)
 
 
 Servers = list[Proc]  # one server, or the replicas of one cluster (measured summed over them)
@@ -308,21 +307,8 @@ def create_throughput(targets: dict[str, Target], requests: int) -> dict[str, An
 
 def store_floor(engine: str, requests: int) -> dict[str, Any]:
     """The store's writes for as many instant jobs as `create req/s` makes, alone (bench/store_floor.py)."""
-    out = subprocess.run(
-        [
-            PY,
-            "-m",
-            "bench.store_floor",
-            f"--engine={engine}",
-            f"--jobs={requests * 10}",
-            f"--first-events={requests}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(out.stdout)[engine]
+    jobs, first_events = f"--jobs={requests * 10}", f"--first-events={requests}"
+    result: dict[str, Any] = bench_module("store_floor", f"--engine={engine}", jobs, first_events)[engine]
     return result
 
 

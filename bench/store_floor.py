@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import postgres_database
+from bench.cluster import cpu_seconds, postgres_database
 from gateway.store import jobs, keys, shared
 from gateway.store.db import Database
 from gateway.store.jobs import Job, Lease, NewJob
@@ -135,19 +134,17 @@ async def backends_cpu(db: Database) -> dict[int, float]:
     if not isinstance(db, PostgresDatabase):
         return {}
     rows = await db.fetchall("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-    return cpu_seconds([int(row["pid"]) for row in rows])
+    return cpu_by_process([int(row["pid"]) for row in rows])
 
 
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """Each process's CPU seconds so far, from /proc (a process not found there is left out)."""
+def cpu_by_process(pids: list[int]) -> dict[int, float]:
+    """Each process's CPU seconds so far (a process not on this machine, or gone, is left out)."""
     used = {}
     for pid in pids:
         try:
-            text = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:  # not on this machine, or gone meanwhile
+            used[pid] = cpu_seconds(pid)
+        except OSError:
             continue
-        fields = text.rsplit(")", 1)[1].split()
-        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return used
 
 
@@ -184,20 +181,25 @@ def main() -> None:
 
 
 def floor(engine: str, count: int, concurrency: int, first_events: int) -> dict[str, Any]:
-    """`count` jobs' writes on a fresh database of `engine` (sqlite or postgres)."""
-    with ExitStack() as stack:
-        if engine == "postgres":
-            where = stack.enter_context(postgres_database())
-        else:
-            where = stack.enter_context(tempfile.TemporaryDirectory())
+    """`count` jobs' writes on a fresh database of `engine` (sqlite or postgres), then the first
+    events' on another (the first one holds `count` jobs)."""
+    with fresh(engine) as where:
         result = asyncio.run(measure(where, count, concurrency))
-    with ExitStack() as stack:  # a fresh database again: the first one holds `count` jobs
-        if engine == "postgres":
-            where = stack.enter_context(postgres_database())
-        else:
-            where = stack.enter_context(tempfile.TemporaryDirectory())
+    with fresh(engine) as where:
         result.update(asyncio.run(first_event(where, first_events)))
     return result
+
+
+@contextmanager
+def fresh(engine: str) -> Iterator[str]:
+    """Where a fresh database of `engine` is (see `opened`), for the block: a throw-away PostgreSQL
+    database's URL, or a temporary folder."""
+    if engine == "postgres":
+        with postgres_database() as url:
+            yield url
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            yield folder
 
 
 if __name__ == "__main__":
