@@ -82,9 +82,18 @@ BY_STATUS: dict[int, type[GatewayError]] = {
     503: ProviderUnavailable,
 }
 BY_CODE: dict[str, type[GatewayError]] = {"shutting_down": ShuttingDown}
-# The contract's error codes that stay a plain GatewayError on purpose: the SDK sends JSON bodies of its
-# own making and asks for no byte ranges, so a caller has nothing to branch on for these.
-UNTYPED_CODES = frozenset({"payload_too_large", "unsupported_media_type", "range_not_satisfiable"})
+# The contract's error codes that stay a plain GatewayError on purpose. The SDK's own requests never
+# earn the first four (JSON bodies of its own making, only the contract's methods, no byte ranges), and
+# a caller has nothing to branch on for the last: the gateway failed and logged it.
+UNTYPED_CODES = frozenset(
+    {
+        "payload_too_large",
+        "unsupported_media_type",
+        "method_not_allowed",
+        "range_not_satisfiable",
+        "internal_error",
+    }
+)
 
 
 def error_class(status: int, code: str) -> type[GatewayError]:
