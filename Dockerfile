@@ -7,6 +7,7 @@ WORKDIR /app
 COPY pyproject.toml README.md config.toml ./
 COPY gateway ./gateway
 COPY providers ./providers
+COPY clients/python/gateway_client ./clients/python/gateway_client
 RUN pip install --no-cache-dir . \
  && useradd --system --uid 10001 --home-dir /data gateway \
  && mkdir -p /data /results && chown gateway /data /results

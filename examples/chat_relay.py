@@ -20,7 +20,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from gateway.client import AsyncGateway, GatewayError, JobEvent
+from gateway_client import AsyncGateway, GatewayError, JobEvent
 
 Flavor = Literal["discord", "slack"]
 

@@ -14,7 +14,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from gateway.client import (
+from gateway_client import (
     AsyncGateway,
     Forbidden,
     GatewayError,

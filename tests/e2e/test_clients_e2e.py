@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from gateway.client import Gateway, InsufficientTokens
+from gateway_client import Gateway, InsufficientTokens
 from tests.e2e.conftest import Live
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.client import Gateway
+from gateway_client import Gateway
 from tests.e2e.test_restart import Demo, wait_until
 
 pytestmark = pytest.mark.e2e

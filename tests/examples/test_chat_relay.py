@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from examples.chat_relay import ChatWebhook, relay
-from gateway.client import AsyncGateway
+from gateway_client import AsyncGateway
 from tests.conftest import Harness
 from tests.servers import serving
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.client import (
+from gateway_client import (
     AsyncGateway,
     InsufficientTokens,
     InvalidRequest,

@@ -8,6 +8,8 @@ from typing import Any
 
 from httpx_sse import ServerSentEvent
 
+# A job's statuses in the order its stream sends them; the last three end it.
+STATUSES = ("Processing started", "Queued", "Processing", "Completed", "Error", "Canceled")
 TERMINAL = frozenset({"Completed", "Error", "Canceled"})
 
 

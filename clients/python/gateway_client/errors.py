@@ -82,6 +82,23 @@ BY_STATUS: dict[int, type[GatewayError]] = {
     503: ProviderUnavailable,
 }
 BY_CODE: dict[str, type[GatewayError]] = {"shutting_down": ShuttingDown}
+# The contract's error codes that stay a plain GatewayError on purpose. The SDK's own requests never
+# earn the first four (JSON bodies of its own making, only the contract's methods, no byte ranges), and
+# a caller has nothing to branch on for the last: the gateway failed and logged it.
+UNTYPED_CODES = frozenset(
+    {
+        "payload_too_large",
+        "unsupported_media_type",
+        "method_not_allowed",
+        "range_not_satisfiable",
+        "internal_error",
+    }
+)
+
+
+def error_class(status: int, code: str) -> type[GatewayError]:
+    """The typed error for an answer's HTTP status and contract code (GatewayError when untyped)."""
+    return BY_CODE.get(code) or BY_STATUS.get(status, GatewayError)
 
 
 async def _raise_for_error(response: httpx.Response) -> None:
@@ -94,5 +111,4 @@ async def _raise_for_error(response: httpx.Response) -> None:
         body = {"code": "http_error", "message": response.text[:300]}
     if not isinstance(body, dict):
         body = {"code": "http_error", "message": str(body)[:300]}
-    kind = BY_CODE.get(str(body.get("code"))) or BY_STATUS.get(response.status_code, GatewayError)
-    raise kind(response.status_code, body)
+    raise error_class(response.status_code, str(body.get("code")))(response.status_code, body)

@@ -11,8 +11,8 @@ import anyio
 import httpx
 from httpx_sse import EventSource, aconnect_sse
 
-from gateway.client.errors import GatewayError, JobFailed, ShuttingDown, _raise_for_error
-from gateway.client.events import JobEvent
+from gateway_client.errors import GatewayError, JobFailed, ShuttingDown, _raise_for_error
+from gateway_client.events import JobEvent
 
 ModelList = list[dict[str, Any]]  # a name for it: the client's own list() method shadows `list`
 

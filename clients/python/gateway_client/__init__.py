@@ -1,6 +1,6 @@
 """The Python SDK: async and sync clients for the gateway, typed events and typed errors.
 
-    from gateway.client import Gateway
+    from gateway_client import Gateway
     with Gateway("http://127.0.0.1:8000", "gw_...") as gw:
         for event in gw.generate("suno", "an upbeat pop song"):
             print(event.status, event.progress)
@@ -8,8 +8,8 @@
 `generate()` and `events()` resume by themselves with `Last-Event-ID` when the connection drops.
 """
 
-from gateway.client.async_client import AsyncGateway
-from gateway.client.errors import (
+from gateway_client.async_client import AsyncGateway
+from gateway_client.errors import (
     Conflict,
     Forbidden,
     GatewayError,
@@ -22,8 +22,8 @@ from gateway.client.errors import (
     ShuttingDown,
     Unauthorized,
 )
-from gateway.client.events import JobEvent
-from gateway.client.sync_client import Gateway
+from gateway_client.events import JobEvent
+from gateway_client.sync_client import Gateway
 
 __all__ = [
     "AsyncGateway",

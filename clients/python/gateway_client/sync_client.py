@@ -10,8 +10,8 @@ from typing import Any
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from gateway.client.async_client import AsyncGateway, ModelList
-from gateway.client.events import JobEvent
+from gateway_client.async_client import AsyncGateway, ModelList
+from gateway_client.events import JobEvent
 
 
 class Gateway(AbstractContextManager["Gateway"]):
