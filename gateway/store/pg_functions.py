@@ -5,6 +5,10 @@ Run from the gateway, each was a transaction of six or seven round trips, every 
 for a turn of a busy event loop while the lock was held: every replica's takes for a provider, and
 every create of one key, formed one line. Run here, the lock is held for the function's own work.
 
+This module is their one source: the start-up's repeatable step (schema.py) makes them again from it,
+with CREATE OR REPLACE, on every start. A change to a body is made here, never in a migration; a
+change of a function's arguments or result needs a migration that drops the old one first.
+
 The functions decide exactly what the store's Python code decides on SQLite (`shared.take_slot`,
 `jobs.create`); the tests run both engines through the same cases.
 """
@@ -37,7 +41,7 @@ _OFFERED = """unnest(p_names, p_limits, p_weights) AS u(name, lim, weight)
         LEFT JOIN slots_held h ON h.provider = p_provider AND h.account = u.name"""
 
 TAKE_SLOT = f"""
-    CREATE FUNCTION take_slot(p_job TEXT, p_epoch BIGINT, p_provider TEXT, p_names TEXT[],
+    CREATE OR REPLACE FUNCTION take_slot(p_job TEXT, p_epoch BIGINT, p_provider TEXT, p_names TEXT[],
                               p_limits BIGINT[], p_weights DOUBLE PRECISION[], p_now TEXT)
     RETURNS TABLE (slot_place BIGINT, slot_account TEXT) LANGUAGE plpgsql AS $$
     DECLARE
@@ -84,8 +88,11 @@ TAKE_SLOT = f"""
     END $$;
 """
 
+# A new job's lease runs from the moment it is stored, by the database's clock: measured from before the
+# call, a create that waited its turn behind a burst of others could be born with its lease lapsed, and
+# be taken over, and started again, by the very replica that had just created it.
 CREATE_JOB = f"""
-    CREATE FUNCTION create_job(
+    CREATE OR REPLACE FUNCTION create_job(
         p_id TEXT, p_key TEXT, p_model TEXT, p_served_model TEXT, p_provider TEXT, p_prompt TEXT,
         p_effective_prompt TEXT, p_style TEXT, p_options TEXT, p_callback_url TEXT, p_cost BIGINT,
         p_created TEXT, p_owner TEXT, p_epoch BIGINT, p_lease_seconds DOUBLE PRECISION, p_hold BIGINT,
@@ -164,14 +171,6 @@ CREATE_JOB = f"""
     END $$;
 """
 
-STORED_FUNCTIONS = TAKE_SLOT + CREATE_JOB
-
-# create_job made again as it stands: by migration 9 (a new job's lease runs from the moment it is
-# stored, by the database's clock: measured from before the call, a create that waited its turn behind
-# a burst of others could be born with its lease lapsed, and be taken over, and started again, by the
-# very replica that had just created it) and by migration 11 (the round from the ends of two indexes).
-CREATE_JOB_AGAIN = "DROP FUNCTION create_job;" + CREATE_JOB
-
 # The rows a batch of takes may change, locked first and in one order, as a batch of finishes locks
 # them (pg_progress.py): the providers' lock rows, their slot counts, the keys' slot counts; then each
 # take's job, in id order (pg_calls.py sorts the batch so), as lease renewals and progress writes lock
@@ -192,7 +191,7 @@ _TAKE_LOCKS = """
 # Many creates, and many slot takes, in one statement and one commit (see pg_calls.py): each element
 # of `p_batch` is the array of one call's arguments, and each gets its row, numbered by its place.
 _CREATE_JOBS = """
-    CREATE FUNCTION create_jobs(p_batch JSONB)
+    CREATE OR REPLACE FUNCTION create_jobs(p_batch JSONB)
     RETURNS TABLE (idx BIGINT, outcome TEXT, balance_now BIGINT, job JSON) LANGUAGE plpgsql AS $$
     DECLARE
         a JSONB;
@@ -210,7 +209,7 @@ _CREATE_JOBS = """
 """
 
 _TAKE_SLOTS = """
-    CREATE FUNCTION take_slots(p_batch JSONB)
+    CREATE OR REPLACE FUNCTION take_slots(p_batch JSONB)
     RETURNS TABLE (idx BIGINT, slot_place BIGINT, slot_account TEXT) LANGUAGE plpgsql AS $$
     DECLARE
         a JSONB;
@@ -229,7 +228,6 @@ _TAKE_SLOTS = """
         END LOOP;
     END $$;
 """
-BATCHED_CALLS = _CREATE_JOBS + _TAKE_SLOTS.format(locks="")
 
-# Takes in one lock order (see _TAKE_LOCKS): take_slots made again.
-TAKE_LOCK_ORDER = "DROP FUNCTION take_slots;" + _TAKE_SLOTS.format(locks=_TAKE_LOCKS)
+# Every function of this module as it stands (take_slots with its locks taken first, see _TAKE_LOCKS).
+FUNCTIONS = TAKE_SLOT + CREATE_JOB + _CREATE_JOBS + _TAKE_SLOTS.format(locks=_TAKE_LOCKS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -15,7 +16,7 @@ import asyncpg
 from gateway.store.db import Row, Work
 from gateway.store.pg_calls import WindowCounts, creates, slot_takes
 from gateway.store.pg_progress import EventHeads, ProgressWrites
-from gateway.store.schema import migrations
+from gateway.store.schema import functions, migrations, triggers
 
 log = logging.getLogger("gateway.store")
 T = TypeVar("T")
@@ -168,16 +169,18 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     was a round trip per query (a tenth of the event loop's time under load, py-spy)."""
 
 
-async def migrate(conn: asyncpg.Connection) -> int:
-    """Apply the migrations not yet applied, one transaction each; the advisory lock makes replicas
-    that start together take turns, so each migration runs once. Returns the schema version."""
+async def migrate(conn: asyncpg.Connection, upto: int | None = None) -> int:
+    """Apply the migrations not yet applied (up to `upto`, for tests: all), one transaction each, then,
+    at the last version, the repeatable step; the advisory lock makes replicas that start together take
+    turns, so each migration runs once. Returns the schema version."""
+    scripts = migrations("postgresql")
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
         version = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
-        for number, script in enumerate(migrations("postgresql")[version:], start=version + 1):
+        for number, script in enumerate(scripts[version:upto], start=version + 1):
             log.info("applying migration %d", number)
             async with conn.transaction():
                 await conn.execute(script)
@@ -185,6 +188,29 @@ async def migrate(conn: asyncpg.Connection) -> int:
                     "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now()::text)", number
                 )
             version = number
+        if version == len(scripts):  # the current source is written for the current schema
+            async with conn.transaction():
+                await _repeatable(conn)
         return version
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+async def _repeatable(conn: asyncpg.Connection) -> None:
+    """The stored functions and triggers as their source stands. A function is replaced in place (no
+    table lock); a trigger is made again only when its statement changed, as its comment records:
+    dropping one locks its table, and other replicas are writing to it."""
+    await conn.execute(functions())
+    for trigger in triggers("postgresql"):
+        made = f"sha256:{hashlib.sha256(trigger.create.encode()).hexdigest()}"
+        found = await conn.fetchval(
+            "SELECT obj_description(t.oid, 'pg_trigger') FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE t.tgname = $1 AND c.relname = $2 AND c.relnamespace = current_schema()::regnamespace",
+            trigger.name,
+            trigger.table,
+        )
+        if found != made:
+            log.info("making trigger %s again", trigger.name)
+            await conn.execute(f"DROP TRIGGER IF EXISTS {trigger.name} ON {trigger.table}")
+            await conn.execute(trigger.create)
+            await conn.execute(f"COMMENT ON TRIGGER {trigger.name} ON {trigger.table} IS '{made}'")

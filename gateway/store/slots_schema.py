@@ -4,10 +4,11 @@ Taking a slot, the per-key job caps and the queue's room all ask "how many jobs 
 from the jobs table that costs a read of every such job, on every take and every create: with
 thousands of streams open, most of the gateway's time. These two small tables answer it in one row
 read. The triggers write them in the transaction that changes the job, whichever code (or replica,
-or CLI) changed it, so they never drift from the jobs table; the back-fill counts what is there.
+or CLI) changed it, so they never drift from the jobs table; migration 7 made the tables and counted
+what was there.
 
 Jobs waiting for a slot are few by design (the per-key waiting cap) and are counted from the jobs
-table through the partial indexes below, as is a job's place in the queue.
+table through partial indexes (migration 7), as is a job's place in the queue.
 """
 
 from __future__ import annotations
@@ -51,31 +52,6 @@ def counts_locked_first(holders: str) -> tuple[str, str]:
     )
 
 
-_TABLES = f"""
-    CREATE TABLE slots_held (
-        provider TEXT NOT NULL,
-        account TEXT NOT NULL,  -- '' for a slot held on no named account (jobs from before accounts)
-        n BIGINT NOT NULL,
-        PRIMARY KEY (provider, account)
-    );
-    CREATE TABLE slots_held_by_key (
-        key_id TEXT NOT NULL PRIMARY KEY,
-        n BIGINT NOT NULL
-    );
-    INSERT INTO slots_held (provider, account, n)
-        SELECT provider, COALESCE(account, ''), COUNT(*) FROM jobs
-        WHERE has_slot = 1 AND status IN {UNFINISHED} GROUP BY provider, COALESCE(account, '');
-    INSERT INTO slots_held_by_key (key_id, n)
-        SELECT key_id, COUNT(*) FROM jobs WHERE has_slot = 1 AND status IN {UNFINISHED} GROUP BY key_id;
-    -- the jobs waiting for a slot, in queue order (a job's place, the head's round), and per key
-    CREATE INDEX jobs_waiting ON jobs (provider, has_slot, queue_round, created_at)
-        WHERE has_slot = 0 AND status IN {UNFINISHED};
-    CREATE INDEX jobs_waiting_by_key ON jobs (key_id, has_slot) WHERE has_slot = 0 AND status IN {UNFINISHED};
-    -- a key's last round in a provider's queue
-    CREATE INDEX jobs_unfinished_rounds ON jobs (key_id, provider, queue_round)
-        WHERE status IN {UNFINISHED};
-"""
-
 # Each statement carries its own condition (SQLite has no IF in a trigger): the slot the job held is
 # given back, the one it holds now is taken.
 _BODY = f"""
@@ -89,22 +65,26 @@ _BODY = f"""
             ON CONFLICT (key_id) DO UPDATE SET n = slots_held_by_key.n + 1;"""
 
 
-def slot_counts(dialect: Literal["sqlite", "postgresql"]) -> str:
-    """The tables, their back-fill, the indexes for waiting jobs, and the trigger that keeps the counts."""
+# PostgreSQL's trigger function. The start-up's repeatable step (schema.py) makes it, and the trigger
+# below, again from here; the tables, their back-fill and the waiting jobs' indexes were made once, by
+# migration 7.
+FUNCTION = f"""
+    CREATE OR REPLACE FUNCTION slots_held_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN{_BODY}
+        RETURN NULL;
+    END $$;"""
+
+
+def trigger(dialect: Literal["sqlite", "postgresql"]) -> str:
+    """The trigger that keeps the counts, as it stands."""
     if dialect == "sqlite":
-        return f"""{_TABLES}
-    CREATE TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
+        return f"""CREATE TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
     WHEN {_CHANGES}
     BEGIN{_BODY}
     END;"""
     # PostgreSQL: deferred to the commit, like the usage roll-up's job trigger. The counts' rows are
     # shared by every job of a provider: taken at commit, they are held for the commit alone (not for
     # the transaction's round trips), and after every other row the transaction locks (no deadlock).
-    return f"""{_TABLES}
-    CREATE FUNCTION slots_held_kept() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN{_BODY}
-        RETURN NULL;
-    END $$;
-    CREATE CONSTRAINT TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
+    return f"""CREATE CONSTRAINT TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({_CHANGES})
     EXECUTE FUNCTION slots_held_kept();"""

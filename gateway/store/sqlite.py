@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from gateway.store.db import Row, Tx, Work, committed
-from gateway.store.schema import migrations
+from gateway.store.schema import migrations, triggers
 
 log = logging.getLogger("gateway.store")
 
@@ -115,6 +115,22 @@ def _commit_begun(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
             item.error = item.error or (exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
 
 
+def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
+    """Apply the migrations not yet applied (up to `upto`, for tests: all), one transaction each, then,
+    at the last version, the repeatable step. Returns the schema version."""
+    scripts = migrations("sqlite")
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for number, script in enumerate(scripts[version:upto], start=version + 1):
+        log.info("applying migration %d", number)
+        conn.executescript(f"BEGIN;\n{script}\n;PRAGMA user_version = {number}; COMMIT;")
+        version = number
+    if version == len(scripts):  # the current source is written for the current schema
+        # the triggers as their source stands (one writer: dropping them is cheap)
+        remade = "".join(f"DROP TRIGGER IF EXISTS {t.name};\n{t.create}\n" for t in triggers("sqlite"))
+        conn.executescript(f"BEGIN;\n{remade}COMMIT;")
+    return version
+
+
 class SqliteDatabase:
     """Writes run as whole transactions on the event loop's own thread, grouped; reads go through
     aiosqlite (WAL).
@@ -166,10 +182,7 @@ class SqliteDatabase:
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = self._connect()
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for number, script in enumerate(migrations("sqlite")[version:], start=version + 1):
-            log.info("applying migration %d", number)
-            conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        migrate(conn)
         conn.execute("PRAGMA busy_timeout=0")  # on the loop: never wait for a lock there
         conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the thread (_checkpoint)
         return conn

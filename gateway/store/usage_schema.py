@@ -93,25 +93,6 @@ def _job_trigger_body(duration: str, shard: str | None = None) -> str:
             {updates};"""
 
 
-def _table() -> str:
-    buckets = "".join(f"        {c} BIGINT NOT NULL DEFAULT 0,\n" for c in BUCKET_COLUMNS)
-    return f"""
-    CREATE TABLE usage_daily (
-        day TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        model TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        debited BIGINT NOT NULL DEFAULT 0,
-        refunded BIGINT NOT NULL DEFAULT 0,
-        settled BIGINT NOT NULL DEFAULT 0,
-        completed BIGINT NOT NULL DEFAULT 0,
-        failed BIGINT NOT NULL DEFAULT 0,
-        canceled BIGINT NOT NULL DEFAULT 0,
-        completed_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
-{buckets}        PRIMARY KEY (day, key_id, model, provider)
-    );"""
-
-
 def backfill(dialect: Literal["sqlite", "postgresql"]) -> list[str]:
     """What the triggers would have written for the rows that were there before them: two statements."""
     # PostgreSQL's rows have a shard now (migration 12): the back-fill's is 0
@@ -164,53 +145,42 @@ SQLITE_DURATION = "ROUND((julianday(NEW.completed_at) - julianday(NEW.created_at
 POSTGRES_DURATION = "(EXTRACT(EPOCH FROM NEW.completed_at::timestamptz - NEW.created_at::timestamptz))"
 
 
-def sqlite_ledger_trigger() -> str:
-    """SQLite's trigger that rolls ledger rows up. Rebuilding the ledger table drops it: a migration
-    that rebuilds the table creates it again."""
-    return f"""CREATE TRIGGER usage_from_ledger AFTER INSERT ON ledger
+# The start-up's repeatable step (schema.py) makes the triggers, and PostgreSQL's trigger functions,
+# again from here; the table and its first back-fill were made once, by migration 5 (its shards on
+# PostgreSQL by migration 12).
+
+
+def ledger_trigger(dialect: Literal["sqlite", "postgresql"]) -> str:
+    """The trigger that rolls ledger rows up, as it stands. A migration that rebuilds the ledger table
+    drops it; the start-up after it makes it again."""
+    if dialect == "sqlite":
+        return f"""CREATE TRIGGER usage_from_ledger AFTER INSERT ON ledger
     WHEN NEW.reason IN ('debit', 'refund', 'settle') AND NEW.job_id IS NOT NULL
     BEGIN{_LEDGER_TRIGGER_BODY.format(shard="")}
     END;"""
+    return """CREATE TRIGGER usage_from_ledger AFTER INSERT ON ledger FOR EACH ROW
+    WHEN (NEW.reason IN ('debit', 'refund', 'settle') AND NEW.job_id IS NOT NULL)
+    EXECUTE FUNCTION usage_from_ledger();"""
 
 
-def rollup(dialect: Literal["sqlite", "postgresql"]) -> str:
-    """The table, its back-fill from the rows already there, and the two triggers that keep it."""
+def finished_job_trigger(dialect: Literal["sqlite", "postgresql"]) -> str:
+    """The trigger that rolls finished jobs up, as it stands."""
     if dialect == "sqlite":
-        return f"""{_table()}
-    {_backfill(SQLITE_DURATION)}
-    {sqlite_ledger_trigger()}
-    CREATE TRIGGER usage_from_finished_job AFTER UPDATE OF status ON jobs
+        return f"""CREATE TRIGGER usage_from_finished_job AFTER UPDATE OF status ON jobs
     WHEN OLD.status IN ('queued', 'processing') AND NEW.status IN ('completed', 'failed', 'canceled')
     BEGIN{_job_trigger_body(SQLITE_DURATION)}
     END;"""
-    # PostgreSQL: the finished-job trigger is deferred to the commit. A finish locks the job, then the
-    # key (its refund); a create locks the key (its debit), then the roll-up row (the ledger trigger).
-    # Taking the roll-up row at commit keeps both in that order: key before roll-up, no deadlock.
-    return f"""{_table()}
-    {_backfill(POSTGRES_DURATION)}
-    CREATE FUNCTION usage_from_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN{_LEDGER_TRIGGER_BODY.format(shard="")}
-        RETURN NULL;
-    END $$;
-    CREATE TRIGGER usage_from_ledger AFTER INSERT ON ledger FOR EACH ROW
-    WHEN (NEW.reason IN ('debit', 'refund', 'settle') AND NEW.job_id IS NOT NULL)
-    EXECUTE FUNCTION usage_from_ledger();
-    CREATE FUNCTION usage_from_finished_job() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN{_job_trigger_body(POSTGRES_DURATION)}
-        RETURN NULL;
-    END $$;
-    CREATE CONSTRAINT TRIGGER usage_from_finished_job AFTER UPDATE OF status ON jobs
+    # PostgreSQL: deferred to the commit. A finish locks the job, then the key (its refund); a create
+    # locks the key (its debit), then the roll-up row (the ledger trigger). Taking the roll-up row at
+    # commit keeps both in that order: key before roll-up, no deadlock.
+    return """CREATE CONSTRAINT TRIGGER usage_from_finished_job AFTER UPDATE OF status ON jobs
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
     WHEN (OLD.status IN ('queued', 'processing') AND NEW.status IN ('completed', 'failed', 'canceled'))
     EXECUTE FUNCTION usage_from_finished_job();"""
 
 
-def postgres_shards() -> str:
-    """PostgreSQL's roll-up rows in shards (see FINISH_SHARDS): the key, and the triggers again."""
-    return f"""
-    ALTER TABLE usage_daily ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
-    ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_pkey;
-    ALTER TABLE usage_daily ADD PRIMARY KEY (day, key_id, model, provider, shard);
+# PostgreSQL's trigger functions; the ledger's rows count in shard 0, a finish in its connection's.
+FUNCTIONS = f"""
     CREATE OR REPLACE FUNCTION usage_from_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN{_LEDGER_TRIGGER_BODY.format(shard=", shard")}
         RETURN NULL;

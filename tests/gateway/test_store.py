@@ -19,7 +19,7 @@ from gateway.store.db import Database, Tx
 from gateway.store.jobs import Idempotency, Lease, NewJob, NotChanged, Settlement
 from gateway.store.pg_functions import NEXT_ROUND
 from gateway.store.postgres import PostgresDatabase
-from gateway.store.schema import MIGRATIONS
+from gateway.store.schema import migrations
 from gateway.store.shared import AccountCap, Place
 from gateway.store.sqlite import SqliteDatabase
 
@@ -42,7 +42,7 @@ async def test_sqlite_migrations_are_versioned_and_idempotent(tmp_path: Path) ->
         db = SqliteDatabase(tmp_path / "g.sqlite3")
         await db.open()
         row = await db.fetchone("PRAGMA user_version")
-        assert row is not None and row[0] == len(MIGRATIONS)
+        assert row is not None and row[0] == len(migrations("sqlite"))
         mode = await db.fetchone("PRAGMA journal_mode")
         assert mode is not None and mode[0] == "wal"
         await db.close()
@@ -56,7 +56,7 @@ async def test_three_replicas_migrating_an_empty_postgres_at_once_apply_each_mig
         for replica in replicas:
             tg.start_soon(replica.open)
     rows = await replicas[0].fetchall("SELECT version FROM schema_migrations ORDER BY version")
-    assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+    assert [r[0] for r in rows] == list(range(1, len(migrations("sqlite")) + 1))
     for replica in replicas:
         await replica.close()
 
@@ -429,7 +429,6 @@ async def test_the_slot_counts_follow_every_change_of_a_job_whoever_writes_it(db
 
 
 async def test_the_slot_counts_start_from_the_jobs_already_holding_slots(tmp_path: Path) -> None:
-    from gateway.store.schema import migrations
 
     conn = sqlite3.connect(tmp_path / "old.sqlite3")
     scripts = migrations("sqlite")

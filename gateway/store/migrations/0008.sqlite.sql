@@ -1,0 +1,3 @@
+-- 0008: on PostgreSQL, taking a slot and creating a job as functions (see pg_functions.py), so that
+-- the provider's lock row and the key's row are held for one round trip, not six or seven
+-- Nothing to do on SQLite (each operation runs in one local transaction: no stored functions).

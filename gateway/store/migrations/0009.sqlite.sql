@@ -1,0 +1,2 @@
+-- 0009: on PostgreSQL, a new job's lease counted from the moment the database stores it
+-- Nothing to do on SQLite (no create function; and one process, so its leases never lapse under it).

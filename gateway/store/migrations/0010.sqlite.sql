@@ -1,0 +1,2 @@
+-- 0010: on PostgreSQL, many creates, and many slot takes, in one statement (see pg_calls.py)
+-- Nothing to do on SQLite (its writer already commits whatever is queued together).

@@ -1,0 +1,83 @@
+-- 0011: a new job's round read from the end of an index (not by counting the provider's unfinished
+-- jobs, which a plan made while the table was empty did, about 1 ms per create at 5 000 running);
+-- the index that plan used indexes what no query asks any more
+
+    DROP INDEX jobs_unfinished_by_provider;
+    DROP FUNCTION create_job;
+    CREATE FUNCTION create_job(
+        p_id TEXT, p_key TEXT, p_model TEXT, p_served_model TEXT, p_provider TEXT, p_prompt TEXT,
+        p_effective_prompt TEXT, p_style TEXT, p_options TEXT, p_callback_url TEXT, p_cost BIGINT,
+        p_created TEXT, p_owner TEXT, p_epoch BIGINT, p_lease_seconds DOUBLE PRECISION, p_hold BIGINT,
+        p_event TEXT, p_balance_mark TEXT,
+        p_max_concurrent BIGINT, p_max_queued BIGINT, p_capacity BIGINT,
+        p_idem_key TEXT, p_idem_hash TEXT, p_idem_cutoff TEXT)
+    RETURNS TABLE (outcome TEXT, balance_now BIGINT, job JSON) LANGUAGE plpgsql
+    -- Its plans are made once per session, often while `jobs` has no statistics yet (a fresh
+    -- database): a Sort of the "one row" expected looked as cheap as reading the round from the end
+    -- of its index, and sorting every job of the provider cost about 4 ms a create at 10 000 jobs.
+    SET enable_sort = off
+    AS $$
+    DECLARE
+        seen RECORD;
+        held BIGINT;
+        waiting BIGINT;
+        funds BIGINT;
+        made jobs;
+    BEGIN
+        -- The key's row first: one key's creates take turns, so the idempotency check and the counts
+        -- below see every earlier create of the key.
+        SELECT k.balance INTO funds FROM api_keys k WHERE k.id = p_key FOR NO KEY UPDATE;
+        IF p_idem_key IS NOT NULL THEN
+            SELECT i.body_hash, i.job_id INTO seen FROM idempotency i
+                WHERE i.key_id = p_key AND i.idem_key = p_idem_key AND i.created_at > p_idem_cutoff;
+            IF FOUND THEN
+                IF seen.body_hash <> p_idem_hash THEN
+                    RETURN QUERY SELECT 'idempotency_conflict', NULL::BIGINT, NULL::JSON;
+                ELSE
+                    RETURN QUERY SELECT 'replay', NULL::BIGINT, row_to_json(j) FROM jobs j WHERE j.id = seen.job_id;
+                END IF;
+                RETURN;
+            END IF;
+        END IF;
+        IF p_max_concurrent IS NOT NULL OR p_max_queued IS NOT NULL THEN
+            held := COALESCE((SELECT s.n FROM slots_held_by_key s WHERE s.key_id = p_key), 0);
+            -- this job (not inserted yet) is one of the waiting
+            waiting := 1 + (SELECT COUNT(*) FROM jobs j WHERE j.key_id = p_key AND j.has_slot = 0
+                            AND j.status IN ('queued', 'processing'));
+            IF p_max_concurrent IS NOT NULL AND held + waiting > p_max_concurrent THEN
+                RETURN QUERY SELECT 'too_many_running', NULL::BIGINT, NULL::JSON;
+                RETURN;
+            END IF;
+            IF p_max_queued IS NOT NULL AND waiting > p_max_queued AND p_capacity IS NOT NULL THEN
+                waiting := waiting - GREATEST(0, p_capacity
+                    - (SELECT COALESCE(SUM(s.n), 0) FROM slots_held s WHERE s.provider = p_provider));
+            END IF;
+            IF p_max_queued IS NOT NULL AND waiting > p_max_queued THEN
+                RETURN QUERY SELECT 'too_many_waiting', NULL::BIGINT, NULL::JSON;
+                RETURN;
+            END IF;
+        END IF;
+        IF funds IS NOT NULL AND funds < p_cost THEN
+            RETURN QUERY SELECT 'insufficient_tokens', funds, NULL::JSON;
+            RETURN;
+        END IF;
+        INSERT INTO jobs (id, key_id, model, served_model, provider, prompt, effective_prompt, style,
+            options, callback_url, status, cost, created_at, updated_at, owner, epoch, lease_until,
+            last_event_id, hold, queue_round)
+            VALUES (p_id, p_key, p_model, p_served_model, p_provider, p_prompt, p_effective_prompt,
+            p_style, p_options, p_callback_url, 'queued', p_cost, p_created, p_created, p_owner,
+            p_epoch, extract(epoch from clock_timestamp()) + p_lease_seconds, 1, p_hold, (SELECT CASE WHEN mine > head THEN mine ELSE head END FROM (SELECT COALESCE((SELECT queue_round + 1 FROM jobs WHERE key_id = p_key AND provider = p_provider AND status IN ('queued', 'processing') ORDER BY queue_round DESC LIMIT 1), 0) AS mine, COALESCE((SELECT queue_round FROM jobs WHERE provider = p_provider AND has_slot = 0 AND status IN ('queued', 'processing') ORDER BY queue_round LIMIT 1), 0) AS head) AS rounds))
+            RETURNING * INTO made;
+        UPDATE api_keys SET balance = balance - p_cost WHERE id = p_key RETURNING balance INTO funds;
+        INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, created_at)
+            VALUES (p_key, -p_cost, 'debit', p_id, funds, p_created);
+        INSERT INTO job_events (job_id, seq, data, created_at)
+            VALUES (p_id, 1, replace(p_event, p_balance_mark, funds::TEXT), p_created);
+        IF p_idem_key IS NOT NULL THEN  -- a stale record (past the TTL) is replaced
+            INSERT INTO idempotency (key_id, idem_key, body_hash, job_id, created_at)
+                VALUES (p_key, p_idem_key, p_idem_hash, p_id, p_created)
+                ON CONFLICT (key_id, idem_key) DO UPDATE SET body_hash = excluded.body_hash,
+                job_id = excluded.job_id, created_at = excluded.created_at;
+        END IF;
+        RETURN QUERY SELECT 'created', funds, row_to_json(made);
+    END $$;

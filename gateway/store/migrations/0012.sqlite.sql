@@ -1,0 +1,3 @@
+-- 0012: on PostgreSQL, a day's usage of a key, model and provider counted in several rows, so that
+-- its creates and its finishes do not wait for each other (see usage_schema.py)
+-- Nothing to do on SQLite (one writer: nobody waits for a roll-up row).

@@ -1,0 +1,3 @@
+-- 0013: on PostgreSQL, a batch of slot takes locks the rows it may change first, in the order a
+-- batch of finishes locks them (see pg_functions.py)
+-- Nothing to do on SQLite (one writer: no lock order to keep).
