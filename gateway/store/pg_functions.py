@@ -5,8 +5,8 @@ Run from the gateway, each was a transaction of six or seven round trips, every 
 for a turn of a busy event loop while the lock was held: every replica's takes for a provider, and
 every create of one key, formed one line. Run here, the lock is held for the function's own work.
 
-The functions decide exactly what the store's Python code decides on SQLite (`shared.take_slot`,
-`jobs.create`); the tests run both engines through the same cases.
+The functions decide exactly what the SQLite engine's Python code decides (sqlite_ops.py: `take_slot`,
+`create_job`); the tests run both engines through the same cases.
 """
 
 from __future__ import annotations
