@@ -1,4 +1,5 @@
-"""What every database engine offers the store's operations: whole-transaction writes, reads, time helpers."""
+"""What every database engine offers the store's operations: whole-transaction writes, reads, the
+operations each engine runs its own way, time helpers."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
+
+if TYPE_CHECKING:
+    from gateway.events import Event
+    from gateway.store.jobs import Finished, Idempotency, Job, Lease, NewJob, Settlement
+    from gateway.store.ledger import Reason
+    from gateway.store.shared import AccountCap, Place
 
 T = TypeVar("T")
 
@@ -17,10 +24,13 @@ Row = Any
 
 
 class Tx(Protocol):
-    """One open transaction. SQL is written once, with `?` placeholders, in the dialect both engines share."""
+    """One open transaction. SQL is written once, with `?` placeholders, in the dialect both engines
+    share; what one engine writes otherwise, the engine's transaction says."""
 
-    dialect: str
-    """As its database's: "sqlite" or "postgresql"."""
+    in_id_order: str
+    """What ends a subquery choosing the jobs a statement changes, so that every statement locks jobs
+    in one order (on PostgreSQL: in id order, as the batched progress writes do; nothing on SQLite,
+    whose one writer holds the whole database)."""
 
     async def one(self, sql: str, params: Iterable[Any] = ()) -> Row | None: ...
 
@@ -28,6 +38,19 @@ class Tx(Protocol):
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run a statement; the number of rows it changed."""
+        ...
+
+    async def append_entry(
+        self,
+        key_id: str,
+        delta: int,
+        reason: Reason,
+        *,
+        job_id: str | None = None,
+        note: str | None = None,
+        ceiling: int | None = None,
+    ) -> int | None:
+        """Apply `delta` to the key's balance and record it in the ledger (see `ledger.append_entry`)."""
         ...
 
 
@@ -60,7 +83,8 @@ class Database(Protocol):
     """True when other processes may use the same database at once (replicas)."""
 
     dialect: str
-    """"sqlite" or "postgresql": for the few statements one engine can do in fewer round trips."""
+    """"sqlite" or "postgresql": the engine's name, for its migrations. A statement that differs by
+    engine is never chosen by it: the engine runs the operation (below) or gives its text (`Tx`)."""
 
     async def open(self) -> None: ...
 
@@ -82,6 +106,60 @@ class Database(Protocol):
         ...
 
     async def ping(self) -> bool: ...
+
+    # The operations each engine runs its own way (sqlite_ops.py, pg_ops.py): on PostgreSQL many calls
+    # share one statement and one commit, or a stored function decides in one round trip. Each is
+    # called through its store module (jobs, shared, events), which says what it does and hands its
+    # caller the engine's coroutine: no coroutine of its own in between, on paths run once or more
+    # per job (py-spy counted every frame).
+
+    async def create_job(
+        self,
+        new: NewJob,
+        *,
+        idempotency: Idempotency | None,
+        cutoff: str | None,
+        max_concurrent_jobs: int | None,
+        max_queued_jobs: int | None,
+        provider_capacity: int | None,
+        lease: Lease | None,
+        lease_seconds: float,
+    ) -> tuple[Job, Event | None]:
+        """`jobs.create`, its idempotency records older than `cutoff` stale."""
+        ...
+
+    async def record_job(
+        self, job_id: str, changes: dict[str, Any], event: dict[str, Any] | None, lease: Lease | None
+    ) -> Event | None:
+        """`jobs.record`, `changes` stamped."""
+        ...
+
+    async def finish_job(
+        self,
+        job_id: str,
+        changes: dict[str, Any],
+        event: dict[str, Any],
+        *,
+        refund: bool,
+        lease: Lease | None,
+        settle: Settlement | None,
+    ) -> Finished | None:
+        """`jobs.finish`, `changes` holding the status, the stamps, the refund flag and the settled cost."""
+        ...
+
+    async def take_slot(
+        self, job_id: str, epoch: int, provider: str, accounts: Sequence[AccountCap]
+    ) -> Place:
+        """`shared.take_slot`."""
+        ...
+
+    async def count_request(self, key_id: str, window_start: int) -> int:
+        """`shared.count_request`."""
+        ...
+
+    async def moved_past(self, job_id: str, seq: int) -> bool:
+        """`events.moved_past`."""
+        ...
 
 
 def now() -> datetime:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Coroutine
 from typing import Any
 
 from gateway.events import Event
 from gateway.store.db import Database, Tx, stamp
-from gateway.store.postgres import PostgresDatabase
 
 
 async def append(tx: Tx, job_id: str, data: dict[str, Any]) -> Event:
@@ -37,10 +37,7 @@ async def after(db: Database, job_id: str, seq: int) -> list[Event]:
     return [Event(job_id, int(r["seq"]), json.loads(r["data"])) for r in rows]
 
 
-async def moved_past(db: Database, job_id: str, seq: int) -> bool:
+def moved_past(db: Database, job_id: str, seq: int) -> Coroutine[Any, Any, bool]:
     """Whether the job's log holds an event after `seq`: a quiet stream's check before it reads the log
     (on PostgreSQL, one statement asks for every stream checking at the same time)."""
-    if isinstance(db, PostgresDatabase):
-        return await db.heads.last(job_id) > seq
-    row = await db.fetchone("SELECT last_event_id FROM jobs WHERE id = ?", (job_id,))
-    return row is not None and int(row[0]) > seq
+    return db.moved_past(job_id, seq)

@@ -40,7 +40,7 @@ async def _claim(db: Database, owner: str, until: float, where: str, args: tuple
 
     async def work(tx: Tx) -> list[Job]:
         rows = await tx.all(
-            f"WITH claimed AS (SELECT id FROM jobs WHERE {where} AND {UNFINISHED_SQL}{_in_id_order(tx)})"
+            f"WITH claimed AS (SELECT id FROM jobs WHERE {where} AND {UNFINISHED_SQL}{tx.in_id_order})"
             " UPDATE jobs SET owner = ?, epoch = epoch + 1, lease_until = ?"
             f" WHERE id IN (SELECT id FROM claimed) AND {UNFINISHED_SQL} RETURNING *",
             (*args, owner, until),
@@ -66,7 +66,7 @@ async def renew(db: Database, owner: str, driving: dict[str, int], *, until: flo
             return list(
                 await tx.all(
                     f"WITH held AS (SELECT id FROM jobs WHERE owner = ? AND {UNFINISHED_SQL}"
-                    f" AND id IN ({marks}){_in_id_order(tx)})"
+                    f" AND id IN ({marks}){tx.in_id_order})"
                     " UPDATE jobs SET lease_until = ? WHERE id IN (SELECT id FROM held) RETURNING id, epoch",
                     (owner, *chunk, until),
                 )
@@ -83,17 +83,9 @@ async def release(db: Database, owner: str) -> int:
 
     async def work(tx: Tx) -> int:
         return await tx.execute(
-            f"WITH mine AS (SELECT id FROM jobs WHERE owner = ? AND {UNFINISHED_SQL}{_in_id_order(tx)})"
+            f"WITH mine AS (SELECT id FROM jobs WHERE owner = ? AND {UNFINISHED_SQL}{tx.in_id_order})"
             " UPDATE jobs SET lease_until = 0 WHERE id IN (SELECT id FROM mine)",
             (owner,),
         )
 
     return await db.write(work)
-
-
-def _in_id_order(tx: Tx) -> str:
-    """On PostgreSQL, a statement's jobs locked in id order before it changes them, as the batched
-    progress writes lock theirs (pg_progress.py): taken in the order each statement's plan met them,
-    two statements deadlocked. Byte order (COLLATE "C"), as Python sorts a batch of slot takes: a
-    database whose collation is a language's orders `-`, `_` and case otherwise."""
-    return ' ORDER BY id COLLATE "C" FOR NO KEY UPDATE' if tx.dialect == "postgresql" else ""

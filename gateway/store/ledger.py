@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any, Literal
 
 from gateway.errors import InvalidRequest, NotFound
-from gateway.store.db import Database, Tx, stamp
+from gateway.store.db import Database, Tx
 
 Reason = Literal["debit", "refund", "credit", "adjust", "settle"]
 
@@ -13,7 +14,17 @@ Reason = Literal["debit", "refund", "credit", "adjust", "settle"]
 MAX_BALANCE = 2**53 - 1
 
 
-async def append_entry(
+# The conditional UPDATE that decides, so that concurrent writers can never overspend; its parameters:
+# the delta, the key, the delta (with a ceiling: the delta, the delta, the ceiling). Then the ledger's row.
+CHANGE = "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 RETURNING balance"
+CHANGE_CAPPED = (
+    "UPDATE api_keys SET balance = balance + ? WHERE id = ? AND balance + ? >= 0 AND balance + ? <= ?"
+    " RETURNING balance"
+)
+ENTRY = "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
+
+
+def append_entry(
     tx: Tx,
     key_id: str,
     delta: int,
@@ -22,33 +33,14 @@ async def append_entry(
     job_id: str | None = None,
     note: str | None = None,
     ceiling: int | None = None,
-) -> int | None:
+) -> Coroutine[Any, Any, int | None]:
     """Apply `delta` to the balance and record it; None when the balance would go below zero (or,
     given a `ceiling`, above it).
 
-    One conditional UPDATE decides, so concurrent writers can never overspend.
+    One conditional UPDATE decides (`CHANGE`), so concurrent writers can never overspend. Each engine
+    writes the row its own way (`Tx.append_entry`); this hands its caller the engine's coroutine.
     """
-    guard = "balance + ? >= 0" if ceiling is None else "balance + ? >= 0 AND balance + ? <= ?"
-    guards = (delta,) if ceiling is None else (delta, delta, ceiling)
-    change = f"UPDATE api_keys SET balance = balance + ? WHERE id = ? AND {guard} RETURNING balance"
-    entry = "INSERT INTO ledger (key_id, delta, reason, job_id, balance_after, note, created_at)"
-    if tx.dialect == "postgresql":
-        # One statement, one round trip: the key's row stays locked until commit, so every round
-        # trip after this one keeps the key's other writers waiting.
-        row = await tx.one(
-            f"WITH changed AS ({change}) {entry} SELECT ?, ?, ?, ?, balance, ?, ? FROM changed"
-            " RETURNING balance_after",
-            (delta, key_id, *guards, key_id, delta, reason, job_id, note, stamp()),
-        )
-        return None if row is None else int(row[0])
-    row = await tx.one(change, (delta, key_id, *guards))
-    if row is None:
-        return None
-    balance = int(row[0])
-    await tx.execute(
-        f"{entry} VALUES (?, ?, ?, ?, ?, ?, ?)", (key_id, delta, reason, job_id, balance, note, stamp())
-    )
-    return balance
+    return tx.append_entry(key_id, delta, reason, job_id=job_id, note=note, ceiling=ceiling)
 
 
 async def credit(db: Database, key_id: str, tokens: int, note: str | None = None) -> int:

@@ -9,8 +9,8 @@ This module is their one source: the start-up's repeatable step (schema.py) make
 with CREATE OR REPLACE, on every start. A change to a body is made here, never in a migration; a
 change of a function's arguments or result needs a migration that drops the old one first.
 
-The functions decide exactly what the store's Python code decides on SQLite (`shared.take_slot`,
-`jobs.create`); the tests run both engines through the same cases.
+The functions decide exactly what the SQLite engine's Python code decides (sqlite_ops.py: `take_slot`,
+`create_job`); the tests run both engines through the same cases.
 """
 
 from __future__ import annotations

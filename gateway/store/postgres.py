@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 import anyio
 import asyncpg
 
-from gateway.store.db import Row, Work
+from gateway.store.db import Row, Work, stamp
+from gateway.store.ledger import CHANGE, CHANGE_CAPPED, ENTRY, Reason
 from gateway.store.pg_calls import WindowCounts, creates, slot_takes
+from gateway.store.pg_ops import PostgresOperations
 from gateway.store.pg_progress import EventHeads, ProgressWrites
 from gateway.store.schema import functions, migrations, triggers
 
@@ -44,9 +46,20 @@ def _rows_changed(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+# One statement, one round trip: the key's row stays locked until commit, so every round trip after
+# this one keeps the key's other writers waiting.
+_ENTERED = f"{ENTRY} SELECT ?, ?, ?, ?, balance, ?, ? FROM changed RETURNING balance_after"
+_CHANGED_ENTRY = f"WITH changed AS ({CHANGE}) {_ENTERED}"
+_CHANGED_CAPPED_ENTRY = f"WITH changed AS ({CHANGE_CAPPED}) {_ENTERED}"
+
+
 class PostgresTx:
     __slots__ = ("conn",)
-    dialect = "postgresql"
+    # A statement's jobs locked in id order before it changes them, as the batched progress writes
+    # lock theirs (pg_progress.py): taken in the order each statement's plan met them, two statements
+    # deadlocked. Byte order (COLLATE "C"), as Python sorts a batch of slot takes: a database whose
+    # collation is a language's orders `-`, `_` and case otherwise.
+    in_id_order = ' ORDER BY id COLLATE "C" FOR NO KEY UPDATE'
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -61,10 +74,32 @@ class PostgresTx:
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         return _rows_changed(await self.conn.execute(to_dollars(sql), *params))
 
+    async def append_entry(
+        self,
+        key_id: str,
+        delta: int,
+        reason: Reason,
+        *,
+        job_id: str | None = None,
+        note: str | None = None,
+        ceiling: int | None = None,
+    ) -> int | None:
+        """The change and the ledger's row in one statement."""
+        guards: tuple[int, ...]
+        if ceiling is None:
+            sql, guards = _CHANGED_ENTRY, (delta,)
+        else:
+            sql, guards = _CHANGED_CAPPED_ENTRY, (delta, delta, ceiling)
+        row = await self.conn.fetchrow(
+            to_dollars(sql), delta, key_id, *guards, key_id, delta, reason, job_id, note, stamp()
+        )
+        return None if row is None else int(row[0])
 
-class PostgresDatabase:
+
+class PostgresDatabase(PostgresOperations):
     """A pool of connections; each write is one READ COMMITTED transaction whose conditional
-    statements (the guarded debit, the status and epoch guards) decide under row locks."""
+    statements (the guarded debit, the status and epoch guards) decide under row locks. The store's
+    operations that PostgreSQL runs its own way are its base's (pg_ops.py)."""
 
     shared = True
     dialect = "postgresql"
@@ -74,16 +109,12 @@ class PostgresDatabase:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        # The operations' batches (pg_ops.py), each statement run on its own like `write_one`.
         self.progress = ProgressWrites(self._write_rows)
-        """Progress events, group-committed (see pg_progress.py)."""
         self.heads = EventHeads(self.fetchall)
-        """Jobs' last event numbers, read for many jobs at once."""
         self.creates = creates(self._write_rows)
-        """Job creates, many in one statement and one commit (see pg_calls.py)."""
         self.slot_takes = slot_takes(self._write_rows)
-        """Slot takes, many in one statement and one commit."""
         self.window_counts = WindowCounts(self._write_rows)
-        """Requests counted in their keys' rate windows, many in one statement."""
 
     async def open(self) -> None:
         conn = await asyncpg.connect(self.url)

@@ -13,8 +13,10 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from gateway.store.db import Row, Tx, Work, committed
+from gateway.store.db import Row, Tx, Work, committed, stamp
+from gateway.store.ledger import CHANGE, CHANGE_CAPPED, ENTRY, Reason
 from gateway.store.schema import migrations, triggers
+from gateway.store.sqlite_ops import SqliteOperations
 
 log = logging.getLogger("gateway.store")
 
@@ -27,6 +29,8 @@ PRAGMAS = (
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_COMMITS = 200  # about what the automatic checkpoint after 1 000 WAL pages would do here
 T = TypeVar("T")
+
+_ENTRY_VALUES = f"{ENTRY} VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 class _Pending:
@@ -46,7 +50,7 @@ class SqliteTx:
     runs to the end in one `send` inside the writer thread (see `_run_whole`)."""
 
     __slots__ = ("conn",)
-    dialect = "sqlite"
+    in_id_order = ""  # one writer: a statement's locks are the whole database's
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -59,6 +63,27 @@ class SqliteTx:
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         return self.conn.execute(sql, tuple(params)).rowcount
+
+    async def append_entry(
+        self,
+        key_id: str,
+        delta: int,
+        reason: Reason,
+        *,
+        job_id: str | None = None,
+        note: str | None = None,
+        ceiling: int | None = None,
+    ) -> int | None:
+        """The change, then the ledger's row with the balance it left (statements cost no round trip here)."""
+        if ceiling is None:
+            row = self.conn.execute(CHANGE, (delta, key_id, delta)).fetchone()
+        else:
+            row = self.conn.execute(CHANGE_CAPPED, (delta, key_id, delta, delta, ceiling)).fetchone()
+        if row is None:
+            return None
+        balance = int(row[0])
+        self.conn.execute(_ENTRY_VALUES, (key_id, delta, reason, job_id, balance, note, stamp()))
+        return balance
 
 
 def _run_whole(coro: Coroutine[Any, Any, T]) -> T:
@@ -131,7 +156,7 @@ def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
     return version
 
 
-class SqliteDatabase:
+class SqliteDatabase(SqliteOperations):
     """Writes run as whole transactions on the event loop's own thread, grouped; reads go through
     aiosqlite (WAL).
 
@@ -144,6 +169,8 @@ class SqliteDatabase:
     another process holding the write lock (the batch then goes to a thread that waits up to
     busy_timeout) and checkpoints (automatic ones are off; a thread runs a passive one every
     CHECKPOINT_COMMITS commits).
+
+    The store's operations that each engine runs its own way are its base's (sqlite_ops.py).
     """
 
     shared = False

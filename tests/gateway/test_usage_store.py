@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
 from unittest.mock import patch
@@ -48,13 +48,16 @@ async def finished_job(
     return job.id
 
 
+# Where the store reads `stamp` for a job's and a ledger row's times: the operations and each engine.
+STAMPED = ("jobs", "sqlite_ops", "sqlite", "pg_ops", "postgres")
+
+
 @contextmanager
 def at(moment: str) -> Iterator[None]:
-    """The store's clock (`stamp` as store/jobs.py and store/ledger.py read it) stopped at `moment`."""
-    with (
-        patch("gateway.store.jobs.stamp", lambda: moment),
-        patch("gateway.store.ledger.stamp", lambda: moment),
-    ):
+    """The store's clock (`stamp` as the modules in STAMPED read it) stopped at `moment`."""
+    with ExitStack() as patched:
+        for module in STAMPED:
+            patched.enter_context(patch(f"gateway.store.{module}.stamp", lambda: moment))
         yield
 
 
