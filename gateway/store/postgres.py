@@ -13,12 +13,13 @@ from typing import Any, TypeVar
 import anyio
 import asyncpg
 
+from gateway.store import pg_functions, slots_schema, usage_schema
 from gateway.store.db import Row, Work, stamp
 from gateway.store.ledger import CHANGE, CHANGE_CAPPED, ENTRY, Reason
 from gateway.store.pg_calls import WindowCounts, creates, slot_takes
 from gateway.store.pg_ops import PostgresOperations
 from gateway.store.pg_progress import EventHeads, ProgressWrites
-from gateway.store.schema import functions, migrations, triggers
+from gateway.store.schema import migrations, triggers
 
 log = logging.getLogger("gateway.store")
 T = TypeVar("T")
@@ -192,6 +193,11 @@ class PostgresDatabase(PostgresOperations):
 
     async def ping(self) -> bool:
         return await self.fetchone("SELECT 1") is not None
+
+
+def functions() -> str:
+    """The stored functions as they stand (CREATE OR REPLACE); the triggers' first."""
+    return usage_schema.FUNCTIONS + slots_schema.FUNCTION + pg_functions.FUNCTIONS
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

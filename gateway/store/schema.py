@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
-from gateway.store import pg_functions, slots_schema, usage_schema
+from gateway.store import slots_schema, usage_schema
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -50,8 +50,3 @@ def triggers(dialect: Dialect) -> list[Trigger]:
         Trigger("usage_from_finished_job", "jobs", usage_schema.finished_job_trigger(dialect)),
         Trigger("slots_held_kept", "jobs", slots_schema.trigger(dialect)),
     ]
-
-
-def functions() -> str:
-    """PostgreSQL's stored functions as they stand (CREATE OR REPLACE); the triggers' first."""
-    return usage_schema.FUNCTIONS + slots_schema.FUNCTION + pg_functions.FUNCTIONS
