@@ -29,7 +29,7 @@ from typing import Any
 from bench.cluster import cpu_seconds, postgres_database
 from gateway.store import jobs, keys, shared
 from gateway.store.db import Database
-from gateway.store.jobs import Job, Lease, NewJob
+from gateway.store.job_records import Job, Lease, NewJob
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.shared import AccountCap
 from gateway.store.sqlite import SqliteDatabase

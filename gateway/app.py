@@ -51,6 +51,7 @@ from gateway.store import jobs as job_store
 from gateway.store import shared
 from gateway.store import webhooks as delivery_store
 from gateway.store.db import Database
+from gateway.store.job_records import Job
 from gateway.webhooks import Webhooks
 from providers.base import Sleep
 
@@ -132,7 +133,7 @@ def create_app(
                 svc.key_streams.attach(tg)
                 tg.start_soon(bus.serve)
 
-                async def deliver(job: job_store.Job) -> None:
+                async def deliver(job: Job) -> None:
                     if job.callback_url:
                         tg.start_soon(webhooks.deliver, job)
 

@@ -11,7 +11,7 @@ import anyio
 
 from gateway.store import shared
 from gateway.store.db import Database
-from gateway.store.jobs import Job
+from gateway.store.job_records import Job
 from gateway.store.shared import AccountCap, Place
 
 log = logging.getLogger("gateway.capacity")

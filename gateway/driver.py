@@ -22,7 +22,8 @@ from gateway.settings import Settings
 from gateway.settlement import settlement
 from gateway.store import jobs as job_store
 from gateway.store.db import Database, iso
-from gateway.store.jobs import Job, NotChanged, Settlement
+from gateway.store.job_records import Job, Settlement
+from gateway.store.jobs import NotChanged
 from providers.base import (
     Failed,
     FindsSubmitted,

@@ -25,7 +25,7 @@ from gateway.settings import Settings
 from gateway.settlement import hold, reported
 from gateway.store import jobs as job_store
 from gateway.store.db import Database
-from gateway.store.jobs import Idempotency, Job, NewJob
+from gateway.store.job_records import Idempotency, Job, NewJob
 from gateway.store.keys import ApiKey
 from gateway.webhooks import check_callback_url
 from providers.base import OptionError, Task

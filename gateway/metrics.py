@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.store.db import parse_iso
-from gateway.store.jobs import Job
+from gateway.store.job_records import Job
 from gateway.upstream_health import RecentCalls
 
 access_log = logging.getLogger("gateway.access")

@@ -18,7 +18,7 @@ from gateway.registry import Registry
 from gateway.settings import Settings
 from gateway.store import leases
 from gateway.store.db import Database
-from gateway.store.jobs import Job, Lease
+from gateway.store.job_records import Job, Lease
 
 log = logging.getLogger("gateway.runner")
 

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from gateway.settings import ModelConfig, Pricing, Settings
-from gateway.store.jobs import Job, Settlement
+from gateway.store.job_records import Job, Settlement
 
 
 def seconds(value: Any) -> float:

@@ -19,7 +19,7 @@ from gateway.errors import InvalidRequest
 from gateway.parsing import whole_number
 from gateway.store import webhooks as delivery_store
 from gateway.store.db import Database
-from gateway.store.jobs import Job
+from gateway.store.job_records import Job
 
 log = logging.getLogger("gateway.webhooks")
 

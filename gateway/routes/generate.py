@@ -13,7 +13,7 @@ from gateway.jobs import create_job, job_object, submit_price, validate_request
 from gateway.openstreams import ManagedStream
 from gateway.routes.common import authenticate, event_stream, read_json, services
 from gateway.store import ledger
-from gateway.store.jobs import Job
+from gateway.store.job_records import Job
 
 
 async def generate(request: Request) -> Response | ManagedStream:

@@ -15,7 +15,7 @@ from gateway.parsing import whole_number
 from gateway.routes.common import authenticate, event_stream, paging, services
 from gateway.store import jobs as job_store
 from gateway.store import keys
-from gateway.store.jobs import TERMINAL, UNFINISHED, Job
+from gateway.store.job_records import TERMINAL, UNFINISHED, Job
 
 STATUSES = (*UNFINISHED, *TERMINAL)
 

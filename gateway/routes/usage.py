@@ -15,7 +15,7 @@ from gateway.jobs import job_object
 from gateway.routes.common import paging, services
 from gateway.store import usage as usage_store
 from gateway.store.db import now
-from gateway.store.jobs import TERMINAL, UNFINISHED, Job
+from gateway.store.job_records import TERMINAL, UNFINISHED, Job
 from gateway.store.usage import DIMENSIONS, Dimension
 
 DEFAULT_DAYS = 30

@@ -13,7 +13,7 @@ import anyio
 
 if TYPE_CHECKING:
     from gateway.events import Event
-    from gateway.store.jobs import Finished, Idempotency, Job, Lease, NewJob, Settlement
+    from gateway.store.job_records import Finished, Idempotency, Job, Lease, NewJob, Settlement
     from gateway.store.ledger import Reason
     from gateway.store.shared import AccountCap, Place
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.store.db import Database, Row, Tx
-from gateway.store.jobs import Job, row_to_job
+from gateway.store.job_records import Job, row_to_job
 
 UNFINISHED_SQL = "status IN ('queued', 'processing')"
 

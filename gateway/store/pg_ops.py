@@ -15,22 +15,24 @@ from typing import Any, TypeVar
 from gateway.errors import InsufficientTokens
 from gateway.events import Event
 from gateway.store.db import Work, stamp
-from gateway.store.jobs import (
+from gateway.store.job_records import (
     Finished,
     Idempotency,
     Job,
     Lease,
     NewJob,
-    NotChanged,
     Settlement,
+    new_job_id,
+    row_to_job,
+)
+from gateway.store.jobs import (
+    NotChanged,
     as_stored,
     asked,
     finish_in_write,
     first_event,
     held_by,
-    new_job_id,
     reused_idempotency_key,
-    row_to_job,
     too_many_running,
     too_many_waiting,
 )

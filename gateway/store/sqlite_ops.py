@@ -15,23 +15,25 @@ from gateway.errors import InsufficientTokens
 from gateway.events import Event
 from gateway.store import events
 from gateway.store.db import Row, Tx, Work, stamp
-from gateway.store.jobs import (
+from gateway.store.job_records import (
     Finished,
     Idempotency,
     Job,
     Lease,
     NewJob,
-    NotChanged,
     Settlement,
+    new_job_id,
+    row_to_job,
+)
+from gateway.store.jobs import (
+    NotChanged,
     asked,
     assignments,
     finish_in_write,
     first_event,
     get_in,
     held_by,
-    new_job_id,
     reused_idempotency_key,
-    row_to_job,
     too_many_running,
     too_many_waiting,
     unfinished_where,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from gateway.store.db import Database, Row
-from gateway.store.jobs import UNFINISHED, Job, row_to_job
+from gateway.store.job_records import UNFINISHED, Job, row_to_job
 from gateway.store.usage_schema import BUCKET_COLUMNS, DURATION_BOUNDS
 
 Dimension = Literal["day", "model", "key", "provider"]

@@ -110,7 +110,7 @@ async def deliveries(tmp_path: Path, answers: list[list[str]], url: str) -> tupl
     """Deliver one job's webhook with a resolver that gives `answers` in turn, one per lookup."""
     from gateway import store
     from gateway.store import jobs as job_store
-    from gateway.store.jobs import NewJob
+    from gateway.store.job_records import NewJob
     from gateway.store.keys import create
 
     settings = make_settings(tmp_path)

@@ -17,6 +17,7 @@ from gateway.app import create_app
 from gateway.jobs import Services
 from gateway.settings import Settings
 from gateway.store import jobs as job_store
+from gateway.store.job_records import Job
 from tests import fakes
 from tests.conftest import admin_headers, bearer, make_settings
 from tests.sse import parse
@@ -151,7 +152,7 @@ async def test_a_submit_in_flight_is_let_record_its_upstream_id_before_the_stop(
     assert job.status == "processing" and not job.refunded
 
 
-async def stored_job(settings: Settings, job_id: str) -> job_store.Job:
+async def stored_job(settings: Settings, job_id: str) -> Job:
     db = store.connect(settings)
     await db.open()
     try:

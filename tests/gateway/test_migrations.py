@@ -16,7 +16,7 @@ import pytest
 
 from gateway.store import jobs, ledger
 from gateway.store.db import Database
-from gateway.store.jobs import NewJob
+from gateway.store.job_records import NewJob
 from gateway.store.postgres import PostgresDatabase, to_dollars
 from gateway.store.postgres import migrate as postgres_migrate
 from gateway.store.schema import migrations

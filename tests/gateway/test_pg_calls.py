@@ -10,7 +10,7 @@ import pytest
 
 from gateway.errors import IdempotencyConflict, InsufficientTokens
 from gateway.store import jobs, keys, ledger, shared
-from gateway.store.jobs import Idempotency, Job, Lease, NewJob
+from gateway.store.job_records import Idempotency, Job, Lease, NewJob
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.shared import AccountCap
 

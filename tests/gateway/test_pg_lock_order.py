@@ -16,7 +16,7 @@ import pytest
 
 from gateway.store import jobs, keys, leases, shared
 from gateway.store.db import stamp
-from gateway.store.jobs import Job, Lease, NewJob
+from gateway.store.job_records import Job, Lease, NewJob
 from gateway.store.pg_progress import _write_statement
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.shared import AccountCap

@@ -15,7 +15,8 @@ import pytest
 
 from gateway.store import events, jobs, keys, leases, usage
 from gateway.store.db import Row, stamp
-from gateway.store.jobs import Job, Lease, NewJob, NotChanged
+from gateway.store.job_records import Job, Lease, NewJob
+from gateway.store.jobs import NotChanged
 from gateway.store.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.anyio

@@ -206,7 +206,7 @@ async def test_a_follower_on_one_replica_streams_a_job_driven_on_another(
     B's poll is made long so that only live delivery through Redis can finish in time.
     """
     from gateway.store import jobs, keys
-    from gateway.store.jobs import NewJob
+    from gateway.store.job_records import NewJob
     from gateway.store.sqlite import SqliteDatabase
     from gateway.streams import follow
 

@@ -16,7 +16,8 @@ import pytest
 from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
 from gateway.store import events, jobs, keys, leases, ledger, shared
 from gateway.store.db import Database, Tx
-from gateway.store.jobs import Idempotency, Lease, NewJob, NotChanged, Settlement
+from gateway.store.job_records import Idempotency, Job, Lease, NewJob, Settlement
+from gateway.store.jobs import NotChanged
 from gateway.store.pg_functions import NEXT_ROUND
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.schema import migrations
@@ -394,7 +395,7 @@ async def test_the_slot_counts_follow_every_change_of_a_job_whoever_writes_it(db
     keys_ = [await funded_key(db, 10_000) for _ in range(2)]
     accounts = [AccountCap("a", 3), AccountCap("b", 2)]
     lease = Lease("r", 1)
-    live: list[jobs.Job] = []  # the walk changes unfinished jobs; finished ones leave the list
+    live: list[Job] = []  # the walk changes unfinished jobs; finished ones leave the list
     for step in range(400):
         action = rng.choice(["create", "create", "take", "take", "give_back", "finish", "cancel", "raw"])
         job = rng.choice(live) if live else None

@@ -18,7 +18,7 @@ from gateway.app import create_app
 from gateway.runner import Runner
 from gateway.store import events
 from gateway.store import jobs as job_store
-from gateway.store.jobs import Job
+from gateway.store.job_records import Finished, Job
 from tests.conftest import admin_headers, bearer, make_settings
 from tests.fakes import ScriptedProvider, release
 from tests.sse import parse
@@ -226,7 +226,7 @@ async def test_a_renewal_between_a_finish_and_its_driver_hearing_of_it_leaves_th
     real_finish = job_store.finish
     committed = anyio.Event()
 
-    async def finish_heard_late(*args: Any, **kwargs: Any) -> job_store.Finished | None:
+    async def finish_heard_late(*args: Any, **kwargs: Any) -> Finished | None:
         finished = await real_finish(*args, **kwargs)
         committed.set()
         await anyio.sleep(1.5)  # longer than the renewals' first wait (below)

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.store import jobs, ledger, usage
 from gateway.store.db import Database, Tx
-from gateway.store.jobs import NewJob, Settlement
+from gateway.store.job_records import NewJob, Settlement
 from gateway.store.sqlite import SqliteDatabase
 from gateway.store.usage_schema import backfill
 from tests.gateway.test_store import funded_key
