@@ -15,21 +15,7 @@ The functions decide exactly what the SQLite engine's Python code decides (sqlit
 
 from __future__ import annotations
 
-from gateway.store.slots_schema import UNFINISHED
-
-# A new job's round in its provider's queue: one past its key's last unfinished job there, and never
-# behind the head of the queue (so a key that was idle joins the current round, not an old one).
-# `{key}` and `{provider}` are the expressions that give them. Each is the first row of an index in
-# order (jobs_unfinished_rounds, jobs_waiting), written as ORDER BY … LIMIT 1 rather than MAX and MIN:
-# PostgreSQL plans a function's statements once per session, and a plan made while `jobs` was empty
-# (a fresh database) read MAX by scanning every unfinished job of the provider instead.
-NEXT_ROUND = (
-    "(SELECT CASE WHEN mine > head THEN mine ELSE head END FROM (SELECT"
-    " COALESCE((SELECT queue_round + 1 FROM jobs WHERE key_id = {key} AND provider = {provider}"
-    f" AND status IN {UNFINISHED} ORDER BY queue_round DESC LIMIT 1), 0) AS mine,"
-    " COALESCE((SELECT queue_round FROM jobs WHERE provider = {provider} AND has_slot = 0"
-    f" AND status IN {UNFINISHED} ORDER BY queue_round LIMIT 1), 0) AS head) AS rounds)"
-)
+from gateway.store.slots_schema import NEXT_ROUND, UNFINISHED
 
 # The jobs waiting ahead of `job` in its provider's queue (by round, then age).
 _AHEAD = f"""SELECT 1 FROM jobs w WHERE w.provider = p_provider AND w.has_slot = 0

@@ -88,3 +88,18 @@ def trigger(dialect: Literal["sqlite", "postgresql"]) -> str:
     return f"""CREATE CONSTRAINT TRIGGER slots_held_kept AFTER UPDATE OF status, has_slot, account ON jobs
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({_CHANGES})
     EXECUTE FUNCTION slots_held_kept();"""
+
+
+# A new job's round in its provider's queue: one past its key's last unfinished job there, and never
+# behind the head of the queue (so a key that was idle joins the current round, not an old one).
+# `{key}` and `{provider}` are the expressions that give them. Each is the first row of an index in
+# order (jobs_unfinished_rounds, jobs_waiting), written as ORDER BY … LIMIT 1 rather than MAX and MIN:
+# PostgreSQL plans a function's statements once per session, and a plan made while `jobs` was empty
+# (a fresh database) read MAX by scanning every unfinished job of the provider instead.
+NEXT_ROUND = (
+    "(SELECT CASE WHEN mine > head THEN mine ELSE head END FROM (SELECT"
+    " COALESCE((SELECT queue_round + 1 FROM jobs WHERE key_id = {key} AND provider = {provider}"
+    f" AND status IN {UNFINISHED} ORDER BY queue_round DESC LIMIT 1), 0) AS mine,"
+    " COALESCE((SELECT queue_round FROM jobs WHERE provider = {provider} AND has_slot = 0"
+    f" AND status IN {UNFINISHED} ORDER BY queue_round LIMIT 1), 0) AS head) AS rounds)"
+)

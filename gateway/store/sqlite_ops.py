@@ -38,8 +38,8 @@ from gateway.store.jobs import (
     too_many_waiting,
     unfinished_where,
 )
-from gateway.store.pg_functions import NEXT_ROUND
 from gateway.store.shared import HELD, AccountCap, Place, by_account
+from gateway.store.slots_schema import NEXT_ROUND
 
 T = TypeVar("T")
 

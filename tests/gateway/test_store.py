@@ -18,10 +18,10 @@ from gateway.store import events, jobs, keys, leases, ledger, shared
 from gateway.store.db import Database, Tx
 from gateway.store.job_records import Idempotency, Job, Lease, NewJob, Settlement
 from gateway.store.jobs import NotChanged
-from gateway.store.pg_functions import NEXT_ROUND
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.schema import migrations
 from gateway.store.shared import AccountCap, Place
+from gateway.store.slots_schema import NEXT_ROUND
 from gateway.store.sqlite import SqliteDatabase
 
 pytestmark = pytest.mark.anyio
