@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
+from gateway.contract.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
 from gateway.events import Event
 from gateway.store import events
 from gateway.store.db import Database, Row, Tx, iso, now, parse_iso, stamp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from gateway.errors import InvalidRequest, NotFound
+from gateway.contract.errors import InvalidRequest, NotFound
 from gateway.store.db import Database, Tx, stamp
 
 Reason = Literal["debit", "refund", "credit", "adjust", "settle"]
