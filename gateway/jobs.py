@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway import auth
 from gateway.callbacks import Resolve, system_resolve
-from gateway.catalog import Catalog, GenerationRequest, validate_options
+from gateway.catalog import Catalog, GenerationRequest
 from gateway.drain import Drain
 from gateway.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.events import Event, EventBus
@@ -157,9 +157,9 @@ def _options_for_fallback(catalog: Catalog, model_id: str, options: dict[str, An
     specs = catalog.model(model_id).options
     kept = {name: value for name, value in options.items() if name in specs}
     try:
-        return validate_options(model_id, specs, kept)
+        return catalog.validate_options(model_id, kept)
     except InvalidOption:
-        return validate_options(model_id, specs, {})
+        return catalog.validate_options(model_id, {})
 
 
 def job_object(svc: Services, job: Job) -> dict[str, Any]:
