@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from gateway.contract.fields import Omittable
+
+
+class ErrorBody(BaseModel):
+    """Every error's JSON body: status, message and code, with extra fields where they help."""
+
+    status: Literal["Error"]
+    message: str
+    code: str
+    required: Omittable[int] = Field(None, description="With insufficient_tokens: the price")
+    balance: Omittable[int] = Field(None, description="With insufficient_tokens (and a credit below zero)")
+    retry_after: Omittable[int] = Field(None, description="Seconds to wait, as the Retry-After header says")
+    option: Omittable[str] = Field(None, description="The option that was refused")
+    field: Omittable[str] = Field(None, description="The body field that was refused")
+    limit: Omittable[int] = Field(None, description="The limit the request went over")
+    style: Omittable[str] = Field(None, description="The style that was refused")
+    model: Omittable[str] = Field(None, description="The model the key may not use")
+    provider: Omittable[str] = Field(None, description="The provider that is unavailable")
+    job_status: str | None = Field(None, description="With already_finished")
+    size: Omittable[int] = Field(None, description="The file's size, with range_not_satisfiable")
 
 
 class ApiError(Exception):

@@ -148,15 +148,20 @@ def _option_check(spec: OptionSpec) -> Callable[[Any], Any]:
     return check
 
 
+def _number(value: float) -> float | int:
+    """A bound as written in config.toml: 2, not 2.0 (config reads every bound as a float)."""
+    return int(value) if value.is_integer() else value
+
+
 def option_schema(spec: OptionSpec) -> dict[str, Any]:
     """An option as published: its type with choices and range; null (the default) allowed."""
     value: dict[str, Any] = {"type": OPTION_SCHEMA_TYPES[spec.type]}
     if spec.choices is not None:
         value["enum"] = list(spec.choices)
     if spec.min is not None:
-        value["minimum"] = spec.min
+        value["minimum"] = _number(spec.min)
     if spec.max is not None:
-        value["maximum"] = spec.max
+        value["maximum"] = _number(spec.max)
     schema: dict[str, Any] = {"anyOf": [value, {"type": "null"}]}
     if spec.default is not None:
         schema["default"] = spec.default
@@ -175,7 +180,7 @@ def options_model(model_id: str, specs: Mapping[str, OptionSpec]) -> type[BaseMo
                 AfterValidator(_option_check(spec)),
                 WithJsonSchema(option_schema(spec)),
             ],
-            Field(None, alias=name),
+            Field(spec.default, alias=name),
         )
         for index, (name, spec) in enumerate(specs.items())
     }
