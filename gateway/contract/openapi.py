@@ -60,10 +60,12 @@ def component_schemas(
         Credit,
         *requests,
     ]
-    _, document = models_json_schema([(model, "validation") for model in models], ref_template=REF)
+    refs, document = models_json_schema([(model, "validation") for model in models], ref_template=REF)
     schemas: dict[str, Any] = _renamed(document["$defs"])
     if generate:
-        schemas["GenerateRequest"] = _union("model", {m: r.__name__ for m, r in generate.items()})
+        # Each variant under the name pydantic gave it (two ids that read alike get longer names).
+        names = {m: refs[(r, "validation")]["$ref"].rsplit("/", 1)[1] for m, r in generate.items()}
+        schemas["GenerateRequest"] = _union("model", names)
     schemas["Event"] = _event(schemas)
     for schema in schemas.values():
         _drop_null_defaults(schema)

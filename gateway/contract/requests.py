@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Literal, Union, cast
 
@@ -170,6 +171,11 @@ def option_schema(spec: OptionSpec) -> dict[str, Any]:
     return schema
 
 
+def component_name(kind: str, model_id: str) -> str:
+    """`kind`_`model_id` as an OpenAPI component may be named (pydantic reads a `.` as a module's)."""
+    return f"{kind}_{re.sub(r'[^A-Za-z0-9_-]', '_', model_id)}"
+
+
 def options_model(model_id: str, specs: Mapping[str, OptionSpec]) -> type[BaseModel]:
     """A model's options as a pydantic model: unknown ones refused, null meaning the default. Field
     names are positional (an option may be called `json` or `copy`); the wire names are the aliases."""
@@ -184,8 +190,9 @@ def options_model(model_id: str, specs: Mapping[str, OptionSpec]) -> type[BaseMo
         )
         for index, (name, spec) in enumerate(specs.items())
     }
-    config = ConfigDict(strict=True, extra="forbid", title=f"Options_{model_id}")
-    return cast(type[BaseModel], create_model(f"Options_{model_id}", __config__=config, **fields))
+    name = component_name("Options", model_id)
+    config = ConfigDict(strict=True, extra="forbid", title=name)
+    return cast(type[BaseModel], create_model(name, __config__=config, **fields))
 
 
 def _style_check(config: ModelConfig) -> Callable[[str | None], str | None]:
@@ -229,7 +236,7 @@ def generate_model(
         ),
         "options": (options | None, None),
     }
-    name = f"GenerateRequest_{model_id}"
+    name = component_name("GenerateRequest", model_id)
     return cast(type[GenerateRequest], create_model(name, __base__=GenerateRequest, **fields))
 
 
