@@ -9,7 +9,7 @@ import time
 
 from starlette.requests import Request
 
-from gateway.errors import Forbidden, NotFound, Unauthorized
+from gateway.contract.errors import Forbidden, NotFound, Unauthorized
 from gateway.parsing import whole_number
 from gateway.store.keys import ApiKey
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.addresses import Resolver, internal, literal_address, local_name, resolve
-from gateway.errors import InvalidRequest
+from gateway.contract.errors import InvalidRequest
 
 Resolve = Resolver
 system_resolve = resolve

@@ -1,13 +1,16 @@
-"""The model catalog from config.toml: request validation (model, style, options) and pricing."""
+"""The model catalog from config.toml: request validation (through the contract's models) and pricing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import InvalidOption, InvalidRequest, InvalidStyle, UnknownModel
-from gateway.parsing import control_character_in
-from gateway.settings import ModelConfig, OptionSpec, Settings
+from pydantic import BaseModel, ValidationError
+
+from gateway.contract.errors import UnknownModel
+from gateway.contract.refusals import refuse_generate, refuse_options
+from gateway.contract.requests import generate_adapter, generate_model, key_models, options_model
+from gateway.settings import ModelConfig, Settings
 from gateway.settlement import price
 
 
@@ -24,9 +27,27 @@ class GenerationRequest:
 
 
 class Catalog:
+    """The configured models, and the contract's request models built for them once, at start-up."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.models = settings.models
+        self.options = {model_id: options_model(model_id, c.options) for model_id, c in self.models.items()}
+        self.requests = {
+            model_id: generate_model(model_id, config, settings.max_prompt_chars, self.options[model_id])
+            for model_id, config in self.models.items()
+        }
+        self._generate = generate_adapter(self.requests.values())
+        self.key_request, self.key_update = key_models(self.models)
+        # What turning a validated body into a GenerationRequest needs, looked up rather than worked out
+        # on every create.
+        self._labels = {model_id: {s.value: s.label for s in c.styles} for model_id, c in self.models.items()}
+        self._defaults = {
+            model_id: [
+                (f"option_{i}", name, spec.default) for i, (name, spec) in enumerate(c.options.items())
+            ]
+            for model_id, c in self.models.items()
+        }
 
     def model(self, model_id: str) -> ModelConfig:
         config = self.models.get(model_id)
@@ -36,55 +57,28 @@ class Catalog:
         return config
 
     def validate(self, body: Any) -> GenerationRequest:
-        if not isinstance(body, dict):
-            raise InvalidRequest("The body must be a JSON object.")
-        model_id = body.get("model")
-        if not isinstance(model_id, str) or not model_id:
-            raise InvalidRequest("`model` is required and must be a string.")
-        config = self.model(model_id)
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str):
-            raise InvalidRequest("`prompt` is required and must be a string.")
-        prompt = prompt.strip()
-        if not prompt:
-            raise InvalidRequest("`prompt` must not be empty.")
-        limit = self.settings.max_prompt_chars
-        if len(prompt) > limit:
-            raise InvalidRequest(f"`prompt` is {len(prompt)} characters; the limit is {limit}.", limit=limit)
-        if (control := control_character_in(prompt)) is not None:
-            # NUL and friends would be stored and sent upstream, where they mean nothing or break things
-            raise InvalidRequest(f"`prompt` holds the control character {control}.", field="prompt")
-        style, label = self._style(model_id, config, body.get("style"))
-        options = body.get("options")
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise InvalidRequest("`options` must be a JSON object.")
-        callback_url = body.get("callback_url")
-        if callback_url is not None and not isinstance(callback_url, str):
-            raise InvalidRequest("`callback_url` must be a string.")
+        try:
+            request = self._generate.validate_python(body)
+        except ValidationError as exc:
+            raise refuse_generate(exc, body, self.models) from None
+        model_id = request.model
         return GenerationRequest(
             model=model_id,
-            prompt=prompt,
-            style=style,
-            style_label=label,
-            options=validate_options(model_id, config.options, options),
-            callback_url=callback_url or None,
+            prompt=request.prompt,
+            style=request.style,
+            style_label=self._labels[model_id].get(request.style) if request.style else None,
+            options=_filled(self._defaults[model_id], request.options),
+            callback_url=request.callback_url or None,
         )
 
-    @staticmethod
-    def _style(model_id: str, config: ModelConfig, style: Any) -> tuple[str | None, str | None]:
-        if style is None or style == "":
-            return None, None
-        if not isinstance(style, str):
-            raise InvalidRequest("`style` must be a string.")
-        for known in config.styles:
-            if known.value == style:
-                return known.value, known.label
-        if not config.styles:
-            raise InvalidStyle(f"Model {model_id!r} takes no style.", style=style)
-        values = ", ".join(s.value for s in config.styles)
-        raise InvalidStyle(f"Unknown style {style!r} for {model_id!r}; styles: {values}.", style=style)
+    def validate_options(self, model_id: str, given: dict[str, Any]) -> dict[str, Any]:
+        """`given` as model `model_id`'s options, defaults filled; 400 names the option."""
+        config = self.model(model_id)
+        try:
+            options = self.options[model_id].model_validate(given)
+        except ValidationError as exc:
+            raise refuse_options(exc, model_id, config) from None
+        return _filled(self._defaults[model_id], options)
 
     def price(self, model_id: str, options: dict[str, Any]) -> int:
         return price(self.model(model_id), options)
@@ -103,43 +97,15 @@ class Catalog:
         }
 
 
-def validate_options(model_id: str, specs: dict[str, OptionSpec], given: dict[str, Any]) -> dict[str, Any]:
-    """Check each option against the model's declared schema; fill defaults. 400 names the field."""
-    unknown = sorted(set(given) - set(specs))
-    if unknown:
-        allowed = ", ".join(sorted(specs)) or "none"
-        raise InvalidOption(
-            f"Model {model_id!r} has no option {unknown[0]!r}; options: {allowed}.", option=unknown[0]
-        )
+def _filled(defaults: list[tuple[str, str, Any]], options: BaseModel | None) -> dict[str, Any]:
+    """The validated options by name, in their declared order: a null or missing one is its default
+    (left out when it has none). `defaults`: each option's field, name and default."""
+    values = options.__dict__ if options is not None else {}
     result: dict[str, Any] = {}
-    for name, spec in specs.items():
-        if name not in given or given[name] is None:
-            if spec.default is not None:
-                result[name] = spec.default
-            continue
-        result[name] = _check_option(name, spec, given[name])
+    for field, name, default in defaults:
+        value = values.get(field)
+        if value is None:
+            value = default
+        if value is not None:
+            result[name] = value
     return result
-
-
-def _check_option(name: str, spec: OptionSpec, value: Any) -> Any:
-    def fail(why: str) -> InvalidOption:
-        return InvalidOption(f"Option {name!r} {why}.", option=name)
-
-    if spec.type == "boolean":
-        if not isinstance(value, bool):
-            raise fail("must be true or false")
-    elif spec.type == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise fail("must be an integer")
-    elif spec.type == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail("must be a number")
-    elif not isinstance(value, str):
-        raise fail("must be a string")
-    if spec.choices is not None and value not in spec.choices:
-        raise fail("must be one of " + ", ".join(str(c) for c in spec.choices))
-    if spec.min is not None and value < spec.min:
-        raise fail(f"must be at least {spec.min:g}")
-    if spec.max is not None and value > spec.max:
-        raise fail(f"must be at most {spec.max:g}")
-    return value

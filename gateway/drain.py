@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from gateway.errors import ShuttingDown
+from gateway.contract.errors import ShuttingDown
 
 log = logging.getLogger("gateway")
 

@@ -1,166 +1,37 @@
-"""The contract's errors: one exception type per error code, and the handlers that render them."""
+"""The contract's errors over HTTP: the handlers that render them (classes: gateway.contract.errors)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.contract.errors import (
+    ApiError,
+    MethodNotAllowed,
+    NotFound,
+)
+
 log = logging.getLogger("gateway")
 
 
-class ApiError(Exception):
-    """An error the client sees as `{"status": "Error", "message", "code", ...extra}`."""
-
-    status_code: ClassVar[int] = 400
-    code: ClassVar[str] = "invalid_request"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {"status": "Error", "message": self.message, "code": self.code, **self.extra}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status_code, headers=self.headers)
-
-
-class InvalidRequest(ApiError):
-    pass
-
-
-class UnknownModel(ApiError):
-    code = "unknown_model"
-
-
-class InvalidStyle(ApiError):
-    code = "invalid_style"
-
-
-class InvalidOption(ApiError):
-    code = "invalid_option"
-
-
-class Unauthorized(ApiError):
-    status_code = 401
-    code = "unauthorized"
-
-    def __init__(self, message: str = "A valid API key is required: Authorization: Bearer <key>.") -> None:
-        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
-
-
-class ModelNotAllowed(ApiError):
-    status_code = 403
-    code = "model_not_allowed"
-
-
-class Forbidden(ApiError):
-    status_code = 403
-    code = "forbidden"
-
-
-class NotFound(ApiError):
-    status_code = 404
-    code = "not_found"
-
-
-class MethodNotAllowed(ApiError):
-    status_code = 405
-    code = "method_not_allowed"
-
-
-class IdempotencyConflict(ApiError):
-    status_code = 409
-    code = "idempotency_conflict"
-
-
-class AlreadyFinished(ApiError):
-    status_code = 409
-    code = "already_finished"
-
-
-class Expired(ApiError):
-    status_code = 410
-    code = "expired"
-
-
-class RangeNotSatisfiable(ApiError):
-    status_code = 416
-    code = "range_not_satisfiable"
-
-
-class PayloadTooLarge(ApiError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(ApiError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class InsufficientTokens(ApiError):
-    status_code = 418
-    code = "insufficient_tokens"
-
-    def __init__(self, required: int, balance: int) -> None:
-        super().__init__(
-            f"This request costs {required} tokens; the balance is {balance}.",
-            required=required,
-            balance=balance,
-        )
-
-
-class RateLimited(ApiError):
-    status_code = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
-
-
-class TooManyJobs(RateLimited):
-    code = "too_many_jobs"
-
-
-class TooManyStreams(RateLimited):
-    code = "too_many_streams"
-
-
-class ProviderUnavailable(ApiError):
-    status_code = 503
-    code = "provider_unavailable"
-
-
-class ShuttingDown(ApiError):
-    """The replica is draining (SIGTERM): nothing was created; the same request succeeds on another."""
-
-    status_code = 503
-    code = "shutting_down"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            "This replica is shutting down; send the request again (another replica will take it).",
-            headers={"Retry-After": str(retry_after)},
-            retry_after=retry_after,
-        )
+def response(error: ApiError) -> JSONResponse:
+    """The error as the client sees it: its JSON body, status and headers."""
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return exc.response()
+    return response(exc)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return NotFound(f"Nothing is served at {request.url.path}.").response()
+        return response(NotFound(f"Nothing is served at {request.url.path}."))
     if exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
         return JSONResponse(error.body(), status_code=405, headers=exc.headers)

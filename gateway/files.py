@@ -19,7 +19,7 @@ import httpx
 from starlette.responses import RedirectResponse, Response
 
 from gateway.addresses import Resolver, internal, internal_host, literal_address, resolve
-from gateway.errors import Expired, Forbidden, NotFound
+from gateway.contract.errors import Expired, Forbidden, NotFound
 from gateway.parsing import whole_number
 from gateway.storage import Storage, open_storage
 from gateway.store import jobs as job_store

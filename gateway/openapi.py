@@ -1,13 +1,17 @@
-"""The OpenAPI 3.1 description of the whole contract, served at /openapi.json."""
+"""The OpenAPI 3.1 description of the whole contract, served at /openapi.json: a table of the paths by
+hand; every body's schema generated from gateway/contract's models (see contract/openapi.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.openapi_schemas import SCHEMAS, ref
+from gateway.catalog import Catalog
+from gateway.contract.openapi import component_schemas, ref
 
 
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
@@ -18,6 +22,7 @@ def error(description: str) -> dict[str, Any]:
     return {"description": description, "content": json_content(ref("Error"))}
 
 
+# Each error status and the codes it carries ("a, b or c (more words)": tests/gateway/test_api_doc reads them).
 ERRORS = {
     "400": error("invalid_request, unknown_model, invalid_style or invalid_option"),
     "401": error("unauthorized"),
@@ -39,15 +44,7 @@ GENERATE_429 = error(
     "rate_limited, too_many_jobs or too_many_streams (Retry-After header, retry_after field)"
 )
 STREAM_429 = error("too_many_streams (Retry-After header, retry_after field)")
-
-
-def errors(*codes: str) -> dict[str, Any]:
-    return {code: ERRORS[code] for code in codes}
-
-
-def ok(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
-    return {status: {"description": description, "content": json_content(schema)}}
-
+HTML = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 SSE = {
     "description": "Server-sent events: `id: N` and one `data:` line of JSON (an Event) each; `: ping` comments",
@@ -71,41 +68,66 @@ SSE = {
         }
     },
 }
-FILE = {
-    "summary": "A result, by signed link",
-    "security": [],
-    "parameters": [
-        {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
-        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-        {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
-        {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
-        {
-            "name": "src",
-            "in": "query",
-            "description": "Only for the name `stream` (a live preview): the signed upstream stream",
-            "schema": {"type": "string"},
-        },
-        {"name": "Range", "in": "header", "schema": {"type": "string"}},
-    ],
-    "responses": {
-        "200": {"description": "The file"},
-        "206": {"description": "Part of the file (Content-Range)"},
-        "307": {"description": "To a presigned S3 URL, or (name `stream`) to the upstream's stream"},
-        **errors("400", "403", "404", "410", "416"),
-    },
-}
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def query(name: str, schema: dict[str, Any], description: str = "", required: bool = False) -> dict[str, Any]:
+    found = {"name": name, "in": "query", "schema": schema, "description": description, "required": required}
+    return {k: v for k, v in found.items() if v or k == "schema"}
+
+
 PAGING = [
-    {
-        "name": "limit",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-    },
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+    query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+    query("offset", {"type": "integer", "minimum": 0, "default": 0}),
 ]
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}}
-GENERATE_BODY = {"required": True, "content": json_content(ref("GenerateRequest"))}
+JOB_STATUSES = ["queued", "processing", "completed", "failed", "canceled"]
+FILE_PARAMETERS = [
+    path("job_id"),
+    path("name"),
+    query("expires", {"type": "integer"}, required=True),
+    query("signature", {"type": "string"}, required=True),
+    query(
+        "src", {"type": "string"}, "Only for the name `stream` (a live preview): the signed upstream stream"
+    ),
+    {"name": "Range", "in": "header", "schema": {"type": "string"}},
+]
+FILE_ANSWERS = {
+    "200": {"description": "The file"},
+    "206": {"description": "Part of the file (Content-Range)"},
+    "307": {"description": "To a presigned S3 URL, or (name `stream`) to the upstream's stream"},
+}
+USAGE_PARAMETERS = [
+    query(
+        "from",
+        {"type": "string"},
+        "the first day: a date or an ISO-8601 time (its day); default 30 days before `to`",
+    ),
+    query(
+        "to",
+        {"type": "string"},
+        "the last day, included: a date or an ISO-8601 time (midnight excludes its day); default today",
+    ),
+    query(
+        "group_by",
+        {"type": "string", "default": "day"},
+        "day, model, key or provider, or several joined by commas (day,model)",
+    ),
+]
+ADMIN_JOB_PARAMETERS = [
+    *PAGING,
+    query("status", {"enum": ["running", *JOB_STATUSES]}),
+    query("provider", {"type": "string"}),
+    query("key", {"type": "string"}, "a key id (key_…)"),
+]
+EVENTS_PARAMETERS = [
+    path("job_id"),
+    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
+    query("last_event_id", {"type": "integer"}),
+]
 
 
 # What a client can do next with what an answer names: the stateful fuzzing follows these.
@@ -130,324 +152,133 @@ KEY_LINKS = links(
 
 NO_AUTH: list[dict[str, Any]] = []
 ADMIN: list[dict[str, Any]] = [{"admin": []}]
-
-PATHS: dict[str, Any] = {
-    "/api/ping": {
-        "get": {
-            "operationId": "ping",
-            "summary": "Liveness, AI-Now style",
-            "security": NO_AUTH,
-            "responses": {
-                "200": {"description": "pong", "content": {"text/plain": {"schema": {"const": "pong"}}}}
-            },
-        }
-    },
-    "/api/generate": {
-        "post": {
-            "operationId": "generate",
-            "summary": "Create a job and stream its events",
-            "parameters": [IDEMPOTENCY],
-            "requestBody": GENERATE_BODY,
-            "responses": {
-                "200": SSE,
-                **errors("400", "401", "403", "409", "413", "415", "418", "503"),
-                "429": GENERATE_429,
-            },
-        }
-    },
-    "/api/generations": {
-        "post": {
-            "operationId": "createGeneration",
-            "summary": "Create a job without streaming",
-            "parameters": [IDEMPOTENCY],
-            "requestBody": GENERATE_BODY,
-            "responses": {
-                "202": {
-                    "description": "The job",
-                    "content": json_content(ref("Job")),
-                    "links": JOB_LINKS,
-                },
-                **errors("400", "401", "403", "409", "413", "415", "418", "429", "503"),
-            },
-        },
-        "get": {
-            "operationId": "listGenerations",
-            "summary": "The key's jobs, newest first",
-            "parameters": [
-                *PAGING,
-                {
-                    "name": "status",
-                    "in": "query",
-                    "schema": {"enum": ["queued", "processing", "completed", "failed", "canceled"]},
-                },
-            ],
-            "responses": {**ok("A page of jobs", ref("JobPage")), **errors("400", "401")},
-        },
-    },
-    "/api/generations/{job_id}": {
-        "get": {
-            "operationId": "getGeneration",
-            "summary": "One job",
-            "parameters": [JOB_ID],
-            "responses": {**ok("The job", ref("Job")), **errors("401", "404")},
-        }
-    },
-    "/api/generations/{job_id}/cancel": {
-        "post": {
-            "operationId": "cancelGeneration",
-            "summary": "Cancel and refund",
-            "parameters": [JOB_ID],
-            "responses": {**ok("The cancelled job", ref("Job")), **errors("401", "404", "409")},
-        }
-    },
-    "/api/generations/{job_id}/events": {
-        "get": {
-            "operationId": "jobEvents",
-            "summary": "The job's events: replay, then live; resumable",
-            "security": [{"bearer": []}, {"streamToken": []}],
-            "parameters": [
-                JOB_ID,
-                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
-                {"name": "last_event_id", "in": "query", "schema": {"type": "integer"}},
-            ],
-            "responses": {
-                "200": SSE,
-                "204": {"description": "Resumed after the terminal event: stop reconnecting"},
-                **errors("400", "401", "404"),
-                "429": STREAM_429,
-            },
-        }
-    },
-    "/api/quote": {
-        "post": {
-            "operationId": "quote",
-            "summary": "Price a request; debits nothing",
-            "requestBody": GENERATE_BODY,
-            "responses": {**ok("The quote", ref("Quote")), **errors("400", "401", "403", "413", "415")},
-        }
-    },
-    "/api/balance": {
-        "get": {
-            "operationId": "balance",
-            "summary": "The key's balance",
-            "responses": {**ok("Balance", ref("Balance")), **errors("401")},
-        }
-    },
-    "/api/ledger": {
-        "get": {
-            "operationId": "ledger",
-            "summary": "The key's ledger, newest first",
-            "parameters": PAGING,
-            "responses": {**ok("A page of entries", ref("LedgerPage")), **errors("400", "401")},
-        }
-    },
-    "/api/models": {
-        "get": {
-            "operationId": "models",
-            "summary": "The models this key may use",
-            "responses": {**ok("Models", ref("Models")), **errors("401")},
-        }
-    },
-    "/files/{job_id}/{name}": {
-        "get": {"operationId": "download", **FILE},
-        "head": {"operationId": "downloadHead", **FILE},
-    },
-    "/admin/keys": {
-        "post": {
-            "operationId": "createKey",
-            "summary": "Create a key (shown once)",
-            "security": ADMIN,
-            "requestBody": {"required": True, "content": json_content(ref("KeyRequest"))},
-            "responses": {
-                "201": {"description": "The key", "content": json_content(ref("Key")), "links": KEY_LINKS},
-                **errors("400", "401", "403", "404", "413", "415"),
-            },
-        },
-        "get": {
-            "operationId": "listKeys",
-            "summary": "All keys",
-            "security": ADMIN,
-            "responses": {
-                **ok(
-                    "Keys",
-                    {"type": "object", "properties": {"items": {"type": "array", "items": ref("Key")}}},
-                ),
-                **errors("401", "403", "404"),
-            },
-        },
-    },
-    "/admin/keys/{key_id}": {
-        "get": {
-            "operationId": "getKey",
-            "summary": "One key",
-            "security": ADMIN,
-            "parameters": [KEY_ID],
-            "responses": {**ok("The key", ref("Key")), **errors("401", "403", "404")},
-        },
-        "patch": {
-            "operationId": "updateKey",
-            "summary": "Change a key",
-            "security": ADMIN,
-            "parameters": [KEY_ID],
-            "requestBody": {"content": json_content(ref("KeyRequest"))},
-            "responses": {**ok("The key", ref("Key")), **errors("400", "401", "403", "404", "413", "415")},
-        },
-        "delete": {
-            "operationId": "revokeKey",
-            "summary": "Revoke a key",
-            "security": ADMIN,
-            "parameters": [KEY_ID],
-            "responses": {**ok("The revoked key", ref("Key")), **errors("401", "403", "404")},
-        },
-    },
-    "/admin/keys/{key_id}/credit": {
-        "post": {
-            "operationId": "creditKey",
-            "summary": "Credit (or, negative, take) tokens",
-            "security": ADMIN,
-            "parameters": [KEY_ID],
-            "requestBody": {"required": True, "content": json_content(ref("Credit"))},
-            "responses": {
-                **ok(
-                    "New balance",
-                    {
-                        "type": "object",
-                        "properties": {"id": {"type": "string"}, "token_balance": {"type": "integer"}},
-                    },
-                ),
-                **errors("400", "401", "403", "404", "413", "415"),
-            },
-        }
-    },
-    "/admin/usage": {
-        "get": {
-            "summary": "Tokens and jobs per day, model, key or provider",
-            "security": ADMIN,
-            "parameters": [
-                {
-                    "name": "from",
-                    "in": "query",
-                    "description": "the first day: a date or an ISO-8601 time (its day); default 30 days before `to`",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "to",
-                    "in": "query",
-                    "description": "the last day, included: a date or an ISO-8601 time (midnight excludes its day); default today",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "group_by",
-                    "in": "query",
-                    "description": "day, model, key or provider, or several joined by commas (day,model)",
-                    "schema": {"type": "string", "default": "day"},
-                },
-            ],
-            "responses": {**ok("Usage", ref("Usage")), **errors("400", "401", "403", "404")},
-        }
-    },
-    "/admin/jobs": {
-        "get": {
-            "summary": "Live and recent jobs of every key, newest first",
-            "security": ADMIN,
-            "parameters": [
-                *PAGING,
-                {
-                    "name": "status",
-                    "in": "query",
-                    "schema": {
-                        "enum": ["running", "queued", "processing", "completed", "failed", "canceled"]
-                    },
-                },
-                {"name": "provider", "in": "query", "schema": {"type": "string"}},
-                {
-                    "name": "key",
-                    "in": "query",
-                    "description": "a key id (key_…)",
-                    "schema": {"type": "string"},
-                },
-            ],
-            "responses": {
-                **ok("A page of jobs", ref("AdminJobPage")),
-                **errors("400", "401", "403", "404"),
-            },
-        }
-    },
-    "/admin/providers": {
-        "get": {
-            "summary": "Every provider's health (state, slots, recent errors and latency) and its upstream accounts",
-            "security": ADMIN,
-            "responses": {**ok("The providers", ref("Providers")), **errors("401", "403", "404")},
-        }
-    },
-    "/admin": {
-        "get": {
-            "summary": "The operator console (its data comes from the admin API, with the admin token)",
-            "security": NO_AUTH,
-            "responses": {
-                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
-                "404": error("not_found (no admin token is configured)"),
-            },
-        }
-    },
-    "/healthz": {
-        "get": {
-            "operationId": "health",
-            "summary": "Process alive",
-            "security": NO_AUTH,
-            "responses": {"200": {"description": "ok"}},
-        }
-    },
-    "/readyz": {
-        "get": {
-            "operationId": "ready",
-            "summary": "Database and providers",
-            "security": NO_AUTH,
-            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
-        }
-    },
-    "/metrics": {
-        "get": {
-            "operationId": "metrics",
-            "summary": "Prometheus metrics",
-            "security": NO_AUTH,
-            "responses": {
-                "200": {
-                    "description": "Prometheus text",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
-            },
-        }
-    },
-    "/openapi.json": {
-        "get": {
-            "operationId": "openapi",
-            "summary": "This document",
-            "security": NO_AUTH,
-            "responses": {"200": {"description": "OpenAPI 3.1"}},
-        }
-    },
-    "/": {
-        "get": {
-            "operationId": "playground",
-            "summary": "The browser playground",
-            "security": NO_AUTH,
-            "responses": {
-                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
-            },
-        }
-    },
-}
+STREAM: list[dict[str, Any]] = [{"bearer": []}, {"streamToken": []}]
 
 
-def document(server_url: str, models: list[str] | None = None) -> dict[str, Any]:
-    """The document; `models`, when given, are the model ids this gateway knows (an enum on requests)."""
-    schemas = SCHEMAS
-    if models:
-        request = SCHEMAS["GenerateRequest"]
-        model = {**request["properties"]["model"], "enum": sorted(models)}
-        request = {**request, "properties": {**request["properties"], "model": model}}
-        schemas = {**SCHEMAS, "GenerateRequest": request}
+@dataclass(frozen=True)
+class Op:
+    """One operation: its answer is `answer` (a component) with `status`, or the `answers` given whole;
+    `errors` are the error statuses it may answer with."""
+
+    method: str
+    path: str
+    id: str | None
+    summary: str
+    body: str | None = None
+    answer: str | None = None
+    description: str = ""
+    errors: str = ""
+    status: str = "200"
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    answers: dict[str, Any] = field(default_factory=dict)
+    security: list[dict[str, Any]] | None = None
+    body_required: bool = True
+    links: dict[str, Any] | None = None
+
+
+CREATE_ERRORS = "400 401 403 409 413 415 418 503"
+ADMIN_ERRORS = "401 403 404"
+OPERATIONS = [
+    Op("get", "/api/ping", "ping", "Liveness, AI-Now style", security=NO_AUTH,
+       answers={"200": {"description": "pong", "content": {"text/plain": {"schema": {"const": "pong"}}}}}),
+    Op("post", "/api/generate", "generate", "Create a job and stream its events", body="GenerateRequest",
+       parameters=[IDEMPOTENCY], answers={"200": SSE, "429": GENERATE_429}, errors=CREATE_ERRORS),
+    Op("post", "/api/generations", "createGeneration", "Create a job without streaming", body="GenerateRequest",
+       parameters=[IDEMPOTENCY], answer="Job", description="The job", status="202", links=JOB_LINKS,
+       errors=CREATE_ERRORS + " 429"),
+    Op("get", "/api/generations", "listGenerations", "The key's jobs, newest first", answer="JobPage",
+       description="A page of jobs", parameters=[*PAGING, query("status", {"enum": JOB_STATUSES})], errors="400 401"),
+    Op("get", "/api/generations/{job_id}", "getGeneration", "One job", answer="Job", description="The job",
+       parameters=[path("job_id")], errors="401 404"),
+    Op("post", "/api/generations/{job_id}/cancel", "cancelGeneration", "Cancel and refund", answer="Job",
+       description="The cancelled job", parameters=[path("job_id")], errors="401 404 409"),
+    Op("get", "/api/generations/{job_id}/events", "jobEvents", "The job's events: replay, then live; resumable",
+       security=STREAM, parameters=EVENTS_PARAMETERS, errors="400 401 404",
+       answers={"200": SSE, "204": {"description": "Resumed after the terminal event: stop reconnecting"},
+                "429": STREAM_429}),
+    Op("post", "/api/quote", "quote", "Price a request; debits nothing", body="GenerateRequest", answer="Quote",
+       description="The quote", errors="400 401 403 413 415"),
+    Op("get", "/api/balance", "balance", "The key's balance", answer="Balance", description="Balance", errors="401"),
+    Op("get", "/api/ledger", "ledger", "The key's ledger, newest first", answer="LedgerPage",
+       description="A page of entries", parameters=PAGING, errors="400 401"),
+    Op("get", "/api/models", "models", "The models this key may use", answer="Models", description="Models",
+       errors="401"),
+    Op("get", "/files/{job_id}/{name}", "download", "A result, by signed link", security=NO_AUTH,
+       parameters=FILE_PARAMETERS, answers=FILE_ANSWERS, errors="400 403 404 410 416"),
+    Op("head", "/files/{job_id}/{name}", "downloadHead", "A result, by signed link", security=NO_AUTH,
+       parameters=FILE_PARAMETERS, answers=FILE_ANSWERS, errors="400 403 404 410 416"),
+    Op("post", "/admin/keys", "createKey", "Create a key (shown once)", security=ADMIN, body="KeyRequest",
+       answer="Key", description="The key", status="201", links=KEY_LINKS, errors="400 401 403 404 413 415"),
+    Op("get", "/admin/keys", "listKeys", "All keys", security=ADMIN, answer="Keys", description="Keys",
+       errors=ADMIN_ERRORS),
+    Op("get", "/admin/keys/{key_id}", "getKey", "One key", security=ADMIN, answer="Key", description="The key",
+       parameters=[path("key_id")], errors=ADMIN_ERRORS),
+    Op("patch", "/admin/keys/{key_id}", "updateKey", "Change a key", security=ADMIN, body="KeyUpdate",
+       body_required=False, answer="Key", description="The key", parameters=[path("key_id")],
+       errors="400 401 403 404 413 415"),
+    Op("delete", "/admin/keys/{key_id}", "revokeKey", "Revoke a key", security=ADMIN, answer="Key",
+       description="The revoked key", parameters=[path("key_id")], errors=ADMIN_ERRORS),
+    Op("post", "/admin/keys/{key_id}/credit", "creditKey", "Credit (or, negative, take) tokens", security=ADMIN,
+       body="Credit", answer="KeyBalance", description="New balance", parameters=[path("key_id")],
+       errors="400 401 403 404 413 415"),
+    Op("get", "/admin/usage", None, "Tokens and jobs per day, model, key or provider", security=ADMIN,
+       answer="Usage", description="Usage", parameters=USAGE_PARAMETERS, errors="400 " + ADMIN_ERRORS),
+    Op("get", "/admin/jobs", None, "Live and recent jobs of every key, newest first", security=ADMIN,
+       answer="AdminJobPage", description="A page of jobs", parameters=ADMIN_JOB_PARAMETERS,
+       errors="400 " + ADMIN_ERRORS),
+    Op("get", "/admin/providers", None,
+       "Every provider's health (state, slots, recent errors and latency) and its upstream accounts",
+       security=ADMIN, answer="Providers", description="The providers", errors=ADMIN_ERRORS),
+    Op("get", "/admin", None, "The operator console (its data comes from the admin API, with the admin token)",
+       security=NO_AUTH, answers={"200": HTML, "404": error("not_found (no admin token is configured)")}),
+    Op("get", "/healthz", "health", "Process alive", security=NO_AUTH, answers={"200": {"description": "ok"}}),
+    Op("get", "/readyz", "ready", "Database and providers", security=NO_AUTH,
+       answers={"200": {"description": "ready"}, "503": {"description": "not ready"}}),
+    Op("get", "/metrics", "metrics", "Prometheus metrics", security=NO_AUTH,
+       answers={"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}}),
+    Op("get", "/openapi.json", "openapi", "This document", security=NO_AUTH,
+       answers={"200": {"description": "OpenAPI 3.1"}}),
+    Op("get", "/", "playground", "The browser playground", security=NO_AUTH, answers={"200": HTML}),
+]  # fmt: skip
+
+
+def operation(op: Op) -> dict[str, Any]:
+    """The table's row as an OpenAPI operation object."""
+    answers: dict[str, Any] = {}
+    if op.answer is not None:
+        answers[op.status] = {"description": op.description, "content": json_content(ref(op.answer))}
+        if op.links:
+            answers[op.status]["links"] = op.links
+    answers.update(op.answers)
+    for status in op.errors.split():
+        answers.setdefault(status, ERRORS[status])
+    found: dict[str, Any] = {"operationId": op.id, "summary": op.summary, "security": op.security}
+    if op.parameters:
+        found["parameters"] = op.parameters
+    if op.body is not None:
+        found["requestBody"] = {"content": json_content(ref(op.body))}
+        if op.body_required:
+            found["requestBody"]["required"] = True
+    found["responses"] = dict(sorted(answers.items()))
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def paths() -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for op in OPERATIONS:
+        table.setdefault(op.path, {})[op.method] = operation(op)
+    return table
+
+
+@lru_cache(maxsize=8)
+def document(server_url: str, catalog: Catalog | None = None) -> dict[str, Any]:
+    """The document; with `catalog`, its configured models (options, styles, limits) in the schemas.
+    Made once per gateway (generating the schemas takes milliseconds)."""
+    schemas = (
+        component_schemas(catalog.requests, catalog.key_request, catalog.key_update)
+        if catalog is not None
+        else component_schemas()
+    )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -457,7 +288,7 @@ def document(server_url: str, models: list[str] | None = None) -> dict[str, Any]
         },
         "servers": [{"url": server_url}],
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": paths(),
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -475,5 +306,5 @@ def document(server_url: str, models: list[str] | None = None) -> dict[str, Any]
 
 
 async def openapi_endpoint(request: Request) -> Response:
-    settings = request.app.state.services.settings
-    return JSONResponse(document(settings.public_url, list(settings.models)))
+    svc = request.app.state.services
+    return JSONResponse(document(svc.settings.public_url, svc.catalog))

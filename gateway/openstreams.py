@@ -11,8 +11,8 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.contract.errors import TooManyStreams
 from gateway.drain import Drain
-from gateway.errors import TooManyStreams
 from gateway.metrics import Metrics
 from gateway.streams import SSE_HEADERS
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from gateway.errors import RateLimited
+from gateway.contract.errors import RateLimited
 from gateway.store import shared
 from gateway.store.db import Database
 

@@ -11,7 +11,7 @@ from typing import Any
 from gateway.accounts import Account, AccountHealth, CallRecord, observing
 from gateway.capacity import Gate
 from gateway.circuit import CircuitBreaker
-from gateway.errors import ProviderUnavailable
+from gateway.contract.errors import ProviderUnavailable
 from gateway.settings import ProviderConfig, Settings
 from gateway.store.shared import AccountCap
 from providers.base import Provider, Sleep, UpstreamObserver

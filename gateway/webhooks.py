@@ -15,7 +15,7 @@ import httpx
 
 from gateway import callbacks
 from gateway.callbacks import Resolve, Target, system_resolve
-from gateway.errors import InvalidRequest
+from gateway.contract.errors import InvalidRequest
 from gateway.parsing import whole_number
 from gateway.store import webhooks as delivery_store
 from gateway.store.db import Database

@@ -9,7 +9,8 @@ from typing import Any
 from starlette.requests import Request
 
 from gateway.auth import require_key
-from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.contract.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.contract.requests import MAX_INTEGER
 from gateway.events import Event, Mailbox
 from gateway.jobs import Services
 from gateway.openstreams import ManagedStream, StreamSlot
@@ -17,8 +18,6 @@ from gateway.parsing import whole_number
 from gateway.ratelimit import RateLimiter
 from gateway.store.keys import ApiKey
 from gateway.streams import sse_response
-
-MAX_INTEGER = 2**53 - 1  # what every JSON client (JavaScript included) can hold exactly; SQLite holds it too
 
 
 def services(request: Request) -> Services:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from gateway.errors import NotFound
+from gateway.contract.errors import NotFound
 from gateway.routes.common import services
 from gateway.routes.playground import STATIC
 

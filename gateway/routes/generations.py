@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import auth
-from gateway.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
+from gateway.contract.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
 from gateway.jobs import job_object
 from gateway.openstreams import ManagedStream
 from gateway.parsing import whole_number

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import auth
-from gateway.errors import InvalidRequest
+from gateway.contract.errors import InvalidRequest
 from gateway.jobs import job_object
 from gateway.routes.common import paging, services
 from gateway.store import usage as usage_store

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.errors import NotFound
+from gateway.contract.errors import NotFound
 from gateway.storage.http import check_range
 
 PREVIEW_PREFIX = "preview."  # gateway/previews.py names a job's latest frame preview.png or .jpg
@@ -38,9 +38,8 @@ class ResultFile(FileResponse):
             # the file response stats it again before it starts and raises; answer as if never there.
             if await anyio.Path(self.path).exists():
                 raise
-            await NotFound(
-                "No such result (it may have been deleted after its retention period)."
-            ).response()(scope, receive, send)
+            gone = NotFound("No such result (it may have been deleted after its retention period).")
+            await JSONResponse(gone.body(), status_code=gone.status_code)(scope, receive, send)
 
 
 class FolderStorage:

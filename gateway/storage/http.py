@@ -6,7 +6,7 @@ import re
 from typing import Literal
 from urllib.parse import quote
 
-from gateway.errors import RangeNotSatisfiable
+from gateway.contract.errors import RangeNotSatisfiable
 
 Verdict = Literal["ok", "ignore", "unsatisfiable"]
 

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.errors import Expired, NotFound
+from gateway.contract.errors import Expired, NotFound
 from gateway.storage.http import check_range, inline_disposition
 
 PRESIGN_MAX_SECONDS = 3600

@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from gateway.errors import IdempotencyConflict, TooManyJobs
+from gateway.contract.errors import IdempotencyConflict, TooManyJobs
 from gateway.events import Event
 from gateway.store import events
 from gateway.store.db import Database, Tx, Work, iso, now, parse_iso, stamp

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, Literal
 
-from gateway.errors import InvalidRequest, NotFound
+from gateway.contract.errors import InvalidRequest, NotFound
 from gateway.store.db import Database, Tx
 
 Reason = Literal["debit", "refund", "credit", "adjust", "settle"]

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from gateway.errors import InsufficientTokens
+from gateway.contract.errors import InsufficientTokens
 from gateway.events import Event
 from gateway.store.db import Work, stamp
 from gateway.store.job_records import (

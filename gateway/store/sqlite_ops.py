@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
-from gateway.errors import InsufficientTokens
+from gateway.contract.errors import InsufficientTokens
 from gateway.events import Event
 from gateway.store import events
 from gateway.store.db import Row, Tx, Work, stamp

@@ -20,7 +20,7 @@ from gateway import auth, callbacks
 from gateway.addresses import IPAddress
 from gateway.app import create_app
 from gateway.catalog import Catalog, GenerationRequest
-from gateway.errors import ApiError, InvalidRequest, RangeNotSatisfiable
+from gateway.contract.errors import ApiError, InvalidRequest, RangeNotSatisfiable
 from gateway.events import Event
 from gateway.files import ResultStore
 from gateway.parsing import whole_number

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gateway import jobs
+from gateway.contract.responses import Job as JobObject
+from gateway.events import Event
 from gateway.store.db import Database
+from gateway.store.jobs import Job
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.sqlite import SqliteDatabase
+from tests.gateway.shapes import check, check_event
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -36,3 +43,30 @@ async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
         yield db
     finally:
         await db.close()
+
+
+@pytest.fixture(autouse=True)
+def shapes_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every event these tests stream and every job object the app makes is held to gateway/contract's
+    models (the gateway builds both as dicts: events are made per progress update)."""
+    sse = Event.sse
+
+    def checked_sse(self: Event, retry_ms: int | None = None) -> str:
+        check_event(self.data)
+        return sse(self, retry_ms)
+
+    monkeypatch.setattr(Event, "sse", checked_sse)
+    made = jobs.job_object
+
+    def checked_job_object(svc: jobs.Services, job: Job) -> dict[str, Any]:
+        answer = made(svc, job)
+        check(JobObject, answer)
+        return answer
+
+    for module in list(sys.modules.values()):  # every module that imported it by name
+        if (
+            module is not None
+            and module.__name__.startswith("gateway")
+            and getattr(module, "job_object", None) is made
+        ):
+            monkeypatch.setattr(module, "job_object", checked_job_object)

@@ -1,16 +1,22 @@
-"""docs/api.md keeps step with /openapi.json and gateway/errors.py, and stands on its own."""
+"""docs/api.md keeps step with /openapi.json, gateway/contract/errors.py and gateway/contract's models, and stands on
+its own."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from gateway import errors
+from gateway.contract import errors, responses
+from gateway.contract.errors import ErrorBody
+from gateway.contract.events import EVENTS
+from gateway.contract.requests import Credit, GenerateRequest, KeyRequest, KeyUpdate
 from tests.conftest import Harness
 
 pytestmark = pytest.mark.anyio
@@ -86,7 +92,7 @@ def test_every_exception_code_is_documented() -> None:
     assert {"invalid_request", "range_not_satisfiable", "too_many_jobs", "internal_error"} <= codes
     text = doc()
     missing = sorted(code for code in codes if f"`{code}`" not in text)
-    assert not missing, f"error codes of gateway/errors.py missing from docs/api.md: {missing}"
+    assert not missing, f"error codes of gateway/contract/errors.py missing from docs/api.md: {missing}"
 
 
 def test_the_document_stands_on_its_own() -> None:
@@ -132,3 +138,90 @@ async def test_every_error_event_code_is_in_the_spec(harness: Harness) -> None:
     described = spec["components"]["schemas"]["Event"]["properties"]["code"]["description"]
     missing = sorted(code for code in failure_codes() if code not in described)
     assert not missing, f"Error event codes missing from the Event schema of /openapi.json: {missing}"
+
+
+# --- the field tables follow gateway/contract's models --------------------------------------------
+
+
+def section(heading: str) -> str:
+    """The text under `heading` (a whole heading line), up to the next heading of its level or above."""
+    text = doc()
+    start = text.index(f"\n{heading}\n") + len(heading) + 2
+    level = heading.split(" ")[0]
+    ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", text[start:], re.MULTILINE)]
+    return text[start : start + ends[0]] if ends else text[start:]
+
+
+def table(text: str) -> list[list[str]]:
+    """The rows of the first table in `text` (header and rule left out), as cells."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[2:]]
+
+
+def named(cell: str) -> set[str]:
+    """The names a cell gives in backticks (`refunded: true` names `refunded`)."""
+    return {name.split(":")[0] for name in re.findall(r"`([a-z_][a-z0-9_]*(?::[^`]*)?)`", cell)}
+
+
+def fields(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def first_column(heading: str) -> set[str]:
+    return set().union(*(named(row[0]) for row in table(section(heading))))
+
+
+@pytest.mark.parametrize(
+    ("heading", "model"),
+    [
+        ("### `POST /api/generate`", GenerateRequest),
+        ("## The job object", responses.Job),
+        ("### `GET /api/ledger`", responses.LedgerEntry),
+        ("### `GET /api/models`", responses.Model),
+        ("## Admin: API keys", responses.Key),
+        ("### `GET /admin/providers`", responses.ProviderHealth),
+    ],
+)
+def test_a_field_table_lists_its_models_fields(heading: str, model: type[BaseModel]) -> None:
+    assert first_column(heading) == fields(model), heading
+
+
+def test_the_event_table_lists_each_events_fields() -> None:
+    events = section("## Events")
+    rows = {row[0].strip("`"): named(row[1]) for row in table(events[events.index("| `status` |") :])}
+    assert set(rows) == {model.model_fields["status"].annotation.__args__[0] for model in EVENTS}
+    for model in EVENTS:
+        status = model.model_fields["status"].annotation.__args__[0]
+        assert rows[status] == fields(model) - {"status", "job_id"}, status
+
+
+def test_the_answers_and_bodies_described_in_prose_name_every_field() -> None:
+    providers = table(section("### `GET /admin/providers`"))
+    accounts = next(row for row in providers if row[0] == "`accounts`")
+    assert named(accounts[1]) == fields(responses.Account)
+    described = {
+        "### `POST /api/quote`": [responses.Quote],
+        "### `GET /admin/usage?from=&to=&group_by=`": [
+            responses.Usage,
+            responses.UsageGroup,
+            responses.UsageJobs,
+        ],
+        "### `GET /admin/jobs?status=&provider=&key=&limit=&offset=`": [responses.AdminJobPage],
+        "## Admin: API keys": [KeyRequest, KeyUpdate, Credit, responses.KeyBalance, responses.Keys],
+    }
+    for heading, models in described.items():
+        text = section(heading)
+        for model in models:
+            missing = sorted(f for f in fields(model) if f'"{f}"' not in text and f"`{f}`" not in text)
+            assert not missing, (heading, model.__name__, missing)
+    admin_only = fields(responses.AdminJob) - fields(responses.Job)
+    assert not [
+        f
+        for f in admin_only
+        if f"`{f}`" not in section("### `GET /admin/jobs?status=&provider=&key=&limit=&offset=`")
+    ]
+    errors_table = table(section("## Errors"))
+    extras = set().union(*(named(row[2]) for row in errors_table))
+    assert fields(ErrorBody) - {"status", "message", "code"} <= extras

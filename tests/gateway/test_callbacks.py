@@ -12,7 +12,7 @@ import pytest
 
 from gateway.addresses import IPAddress
 from gateway.app import create_app
-from gateway.errors import InvalidRequest
+from gateway.contract.errors import InvalidRequest
 from gateway.store.db import Database
 from gateway.webhooks import Webhooks, check_callback_url
 from tests.conftest import Harness, bearer, make_settings

@@ -14,7 +14,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from gateway.addresses import IPAddress, internal
-from gateway.errors import InvalidRequest
+from gateway.contract.errors import InvalidRequest
 from gateway.files import MirrorError, ResultStore, check_peer
 from gateway.storage.folder import FolderStorage
 from gateway.webhooks import check_callback_url

@@ -8,7 +8,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from gateway.errors import IdempotencyConflict, InsufficientTokens
+from gateway.contract.errors import IdempotencyConflict, InsufficientTokens
 from gateway.store import jobs, keys, ledger, shared
 from gateway.store.job_records import Idempotency, Job, Lease, NewJob
 from gateway.store.postgres import PostgresDatabase

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from gateway.errors import RateLimited
+from gateway.contract.errors import RateLimited
 from gateway.events import Event, Mailbox
 from gateway.ratelimit import RateLimiter
 from gateway.redisbus import RedisBus

@@ -13,7 +13,7 @@ import anyio.lowlevel
 import asyncpg
 import pytest
 
-from gateway.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
+from gateway.contract.errors import IdempotencyConflict, InsufficientTokens, TooManyJobs
 from gateway.store import events, jobs, keys, leases, ledger, shared
 from gateway.store.db import Database, Tx
 from gateway.store.job_records import Idempotency, Job, Lease, NewJob, Settlement

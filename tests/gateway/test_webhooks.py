@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from gateway.addresses import IPAddress
 from gateway.app import create_app
-from gateway.errors import InvalidRequest
+from gateway.contract.errors import InvalidRequest
 from gateway.webhooks import check_callback_url, verify_signature
 from tests.conftest import admin_headers, bearer, make_settings
 from tests.servers import serving
