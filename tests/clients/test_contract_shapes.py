@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 # Event fields the SDK leaves in `JobEvent.data` (no property of their own): a field the document adds
 # must land either on JobEvent or here, so the SDK decides about each one.
 DATA_ONLY_FIELDS = frozenset(
-    {"model", "cost", "balance", "eta_seconds", "content_type", "expires_at", "code", "refunded"}
+    {"model", "cost", "balance", "eta_seconds", "content_type", "expires_at", "code", "refunded", "served_by"}
 )
 # JobEvent's properties that are worked out from other fields rather than read from one.
 DERIVED = frozenset({"terminal"})
