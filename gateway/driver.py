@@ -14,7 +14,7 @@ import anyio
 
 from gateway.accounts import Account
 from gateway.estimates import Estimates
-from gateway.events import Event, EventBus
+from gateway.events import EventBus
 from gateway.files import MirrorError, ResultStore
 from gateway.previews import Previews
 from gateway.registry import Registry, Upstream
@@ -22,6 +22,7 @@ from gateway.settings import Settings
 from gateway.settlement import settlement
 from gateway.store import jobs as job_store
 from gateway.store.db import Database, iso
+from gateway.store.event_records import Event
 from gateway.store.job_records import Job, Settlement
 from gateway.store.jobs import NotChanged
 from providers.base import (

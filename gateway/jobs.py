@@ -13,7 +13,7 @@ from gateway.callbacks import Resolve, system_resolve
 from gateway.catalog import Catalog, GenerationRequest
 from gateway.contract.errors import InvalidOption, InvalidRequest, ModelNotAllowed
 from gateway.drain import Drain
-from gateway.events import Event, EventBus
+from gateway.events import EventBus
 from gateway.files import ResultStore
 from gateway.keycache import KeyCache
 from gateway.keystreams import RevokedKeyStreams
@@ -25,6 +25,7 @@ from gateway.settings import Settings
 from gateway.settlement import hold, reported
 from gateway.store import jobs as job_store
 from gateway.store.db import Database
+from gateway.store.event_records import Event
 from gateway.store.job_records import Idempotency, Job, NewJob
 from gateway.store.keys import ApiKey
 from gateway.webhooks import check_callback_url

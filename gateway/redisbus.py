@@ -16,7 +16,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway.events import Event, EventHub, Mailbox, OnTerminal
+from gateway.events import EventHub, Mailbox, OnTerminal
+from gateway.store.event_records import Event
 
 log = logging.getLogger("gateway.redisbus")
 

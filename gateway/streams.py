@@ -9,10 +9,11 @@ import anyio
 from prometheus_client import Gauge
 from sse_starlette import ServerSentEvent
 
-from gateway.events import Event, EventBus, Mailbox
+from gateway.events import EventBus, Mailbox
 from gateway.sse import EventStream
 from gateway.store import events as event_log
 from gateway.store.db import Database
+from gateway.store.event_records import Event
 
 LAGGARD_POLL_SECONDS = 1.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

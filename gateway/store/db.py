@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 
 if TYPE_CHECKING:
-    from gateway.events import Event
+    from gateway.store.event_records import Event
     from gateway.store.job_records import Finished, Idempotency, Job, Lease, NewJob, Settlement
     from gateway.store.ledger import Reason
     from gateway.store.shared import AccountCap, Place

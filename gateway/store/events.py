@@ -6,8 +6,8 @@ import json
 from collections.abc import Coroutine
 from typing import Any
 
-from gateway.events import Event
 from gateway.store.db import Database, Tx, stamp
+from gateway.store.event_records import Event
 
 
 async def append(tx: Tx, job_id: str, data: dict[str, Any]) -> Event:

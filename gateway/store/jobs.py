@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.contract.errors import IdempotencyConflict, TooManyJobs
-from gateway.events import Event
 from gateway.store import events
 from gateway.store.db import Database, Tx, Work, iso, now, parse_iso, stamp
+from gateway.store.event_records import Event
 from gateway.store.job_records import Finished, Idempotency, Job, Lease, NewJob, Settlement, row_to_job
 from gateway.store.ledger import append_entry
 

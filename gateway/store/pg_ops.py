@@ -13,8 +13,8 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from gateway.contract.errors import InsufficientTokens
-from gateway.events import Event
 from gateway.store.db import Work, stamp
+from gateway.store.event_records import Event
 from gateway.store.job_records import (
     Finished,
     Idempotency,

@@ -12,9 +12,9 @@ from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from gateway.contract.errors import InsufficientTokens
-from gateway.events import Event
 from gateway.store import events
 from gateway.store.db import Row, Tx, Work, stamp
+from gateway.store.event_records import Event
 from gateway.store.job_records import (
     Finished,
     Idempotency,

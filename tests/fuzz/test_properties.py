@@ -21,10 +21,10 @@ from gateway.addresses import IPAddress
 from gateway.app import create_app
 from gateway.catalog import Catalog, GenerationRequest
 from gateway.contract.errors import ApiError, InvalidRequest, RangeNotSatisfiable
-from gateway.events import Event
 from gateway.files import ResultStore
 from gateway.parsing import whole_number
 from gateway.storage.http import check_range
+from gateway.store.event_records import Event
 from gateway.webhooks import signature_header, verify_signature
 from tests.conftest import admin_headers, make_settings
 from tests.sse import parse

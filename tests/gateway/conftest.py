@@ -11,8 +11,8 @@ import pytest
 
 from gateway import jobs
 from gateway.contract.responses import Job as JobObject
-from gateway.events import Event
 from gateway.store.db import Database
+from gateway.store.event_records import Event
 from gateway.store.jobs import Job
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.sqlite import SqliteDatabase

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from gateway.events import Event, EventHub
+from gateway.events import EventHub
+from gateway.store.event_records import Event
 
 pytestmark = pytest.mark.anyio
 

@@ -13,10 +13,11 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.contract.errors import RateLimited
-from gateway.events import Event, Mailbox
+from gateway.events import Mailbox
 from gateway.ratelimit import RateLimiter
 from gateway.redisbus import RedisBus
 from gateway.redislimit import TTL_SECONDS, RedisCounter
+from gateway.store.event_records import Event
 
 pytestmark = pytest.mark.anyio
 
