@@ -22,7 +22,7 @@ from gateway.drain import RETRY_AFTER_SECONDS, Drain
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.events import EventBus, EventHub
 from gateway.files import ResultStore
-from gateway.jobs import Services, job_object
+from gateway.job_object import job_object
 from gateway.keycache import KeyCache
 from gateway.keystreams import RevokedKeyStreams
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
@@ -46,6 +46,7 @@ from gateway.routes import (
     usage,
 )
 from gateway.runner import Runner
+from gateway.services import Services
 from gateway.settings import Settings
 from gateway.store import jobs as job_store
 from gateway.store import shared

@@ -1,56 +1,23 @@
-"""A job's creation (validate, route, price, debit, start) and its public JSON shape."""
+"""A job's creation: validate, route, price, debit, start."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from gateway import auth
-from gateway.callbacks import Resolve, system_resolve
 from gateway.catalog import Catalog, GenerationRequest
 from gateway.contract.errors import InvalidOption, InvalidRequest, ModelNotAllowed
-from gateway.drain import Drain
-from gateway.events import EventBus
-from gateway.files import ResultStore
-from gateway.keycache import KeyCache
-from gateway.keystreams import RevokedKeyStreams
-from gateway.metrics import Metrics
-from gateway.openstreams import OpenStreams
-from gateway.registry import Registry, Upstream
-from gateway.runner import Runner
-from gateway.settings import Settings
+from gateway.registry import Upstream
+from gateway.services import Services
 from gateway.settlement import hold, reported
 from gateway.store import jobs as job_store
-from gateway.store.db import Database
 from gateway.store.event_records import Event
 from gateway.store.job_records import Idempotency, Job, NewJob
 from gateway.store.keys import ApiKey
 from gateway.webhooks import check_callback_url
 from providers.base import OptionError, Task
-
-
-@dataclass
-class Services:
-    """Everything a request handler may use; built once by the app's lifespan."""
-
-    settings: Settings
-    db: Database
-    bus: EventBus
-    catalog: Catalog
-    registry: Registry
-    results: ResultStore
-    runner: Runner
-    stream_secret: bytes
-    metrics: Metrics
-    keys: KeyCache
-    key_streams: RevokedKeyStreams
-    drain: Drain
-    streams: OpenStreams
-    resolve: Resolve = system_resolve
-    """How callback hosts are resolved (tests inject their own names)."""
 
 
 def body_hash(body: Any) -> str:
@@ -161,35 +128,3 @@ def _options_for_fallback(catalog: Catalog, model_id: str, options: dict[str, An
         return catalog.validate_options(model_id, kept)
     except InvalidOption:
         return catalog.validate_options(model_id, {})
-
-
-def job_object(svc: Services, job: Job) -> dict[str, Any]:
-    """The job object, shaped as gateway.contract.responses.Job: built as a dict (a page makes a hundred;
-    validating and dumping the model would cost ~15 µs each), and held to the model by the tests."""
-    base = svc.settings.public_url.rstrip("/")
-    token = auth.stream_token(svc.stream_secret, job.id, svc.settings.stream_token_ttl_seconds)
-    return {
-        "id": job.id,
-        "model": job.model,
-        "prompt": job.prompt,
-        "effective_prompt": job.effective_prompt,
-        "style": job.style,
-        "options": job.options,
-        "status": job.status,
-        "progress": job.progress,
-        "cost": job.cost,
-        "hold": job.hold,
-        "refunded": job.refunded,
-        "url": job.url,
-        "urls": job.urls,
-        "content_type": job.content_type,
-        "error": job.error,
-        "error_code": job.error_code,
-        "served_by": job.served_model,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "completed_at": job.completed_at,
-        "expires_at": job.expires_at,
-        "status_url": f"{base}/api/generations/{job.id}",
-        "events_url": f"{base}/api/generations/{job.id}/events?token={token}",
-    }

@@ -6,7 +6,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import bearer, hash_key
+from gateway.auth import bearer
+from gateway.store.keys import hash_key
 
 
 class RateHeadersEverywhere:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway import auth, store
+from gateway import store
 from gateway.settings import Settings
 from gateway.store import keys, ledger
 from gateway.store.db import Database
@@ -33,8 +33,8 @@ async def create(settings: Settings, args: argparse.Namespace) -> None:
         plain = keys.new_plain_key()
         record = await keys.create(
             db,
-            key_hash=auth.hash_key(plain),
-            prefix=auth.display_prefix(plain),
+            key_hash=keys.hash_key(plain),
+            prefix=keys.display_prefix(plain),
             name=args.name,
             tokens=args.tokens,
             models=models,

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import anyio
 import uvicorn
 
-from gateway import auth, preflight, serving
+from gateway import preflight, serving
 from gateway.app import create_app
 from gateway.cli.keys import with_db
 from gateway.settings import Settings
@@ -180,8 +180,8 @@ async def _create_demo_key(settings: Settings) -> str:
         plain = keys.new_plain_key()
         await keys.create(
             db,
-            key_hash=auth.hash_key(plain),
-            prefix=auth.display_prefix(plain),
+            key_hash=keys.hash_key(plain),
+            prefix=keys.display_prefix(plain),
             name="demo",
             tokens=DEMO_TOKENS,
         )

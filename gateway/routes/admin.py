@@ -42,8 +42,8 @@ async def create_key(request: Request) -> Response:
     plain = keys.new_plain_key()
     record = await keys.create(
         services(request).db,
-        key_hash=auth.hash_key(plain),
-        prefix=auth.display_prefix(plain),
+        key_hash=keys.hash_key(plain),
+        prefix=keys.display_prefix(plain),
         name=body.name,
         tokens=body.tokens or 0,
         models=body.models,

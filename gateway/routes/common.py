@@ -12,10 +12,10 @@ from gateway.auth import require_key
 from gateway.contract.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.contract.requests import MAX_INTEGER
 from gateway.events import Mailbox
-from gateway.jobs import Services
 from gateway.openstreams import ManagedStream, StreamSlot
 from gateway.parsing import whole_number
 from gateway.ratelimit import RateLimiter
+from gateway.services import Services
 from gateway.store.event_records import Event
 from gateway.store.keys import ApiKey
 from gateway.streams import sse_response

@@ -9,7 +9,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.events import Mailbox
-from gateway.jobs import create_job, job_object, submit_price, validate_request
+from gateway.job_object import job_object
+from gateway.jobs import create_job, submit_price, validate_request
 from gateway.openstreams import ManagedStream
 from gateway.routes.common import authenticate, event_stream, read_json, services
 from gateway.store import ledger

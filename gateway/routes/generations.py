@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from gateway import auth
 from gateway.contract.errors import AlreadyFinished, InvalidRequest, NotFound, Unauthorized
-from gateway.jobs import job_object
+from gateway.job_object import job_object
 from gateway.openstreams import ManagedStream
 from gateway.parsing import whole_number
 from gateway.routes.common import authenticate, event_stream, paging, services

@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from gateway import auth
 from gateway.accounts import Account
-from gateway.jobs import Services
 from gateway.registry import Upstream
 from gateway.routes.common import services
+from gateway.services import Services
 from gateway.store import shared
 from gateway.store.db import iso
 from gateway.store.shared import Load

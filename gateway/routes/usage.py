@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from gateway import auth
 from gateway.contract.errors import InvalidRequest
-from gateway.jobs import job_object
+from gateway.job_object import job_object
 from gateway.routes.common import paging, services
 from gateway.store import usage as usage_store
 from gateway.store.db import now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -60,6 +61,15 @@ def _row_to_key(row: Row) -> ApiKey:
 
 def new_plain_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(plain: str) -> str:
+    """Keys carry 256 random bits, so one SHA-256 is enough: no brute force can walk that space."""
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def display_prefix(plain: str) -> str:
+    return plain[:10]
 
 
 async def create(

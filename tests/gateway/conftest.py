@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from gateway import jobs
+from gateway import job_object as job_objects
 from gateway.contract.responses import Job as JobObject
+from gateway.services import Services
 from gateway.store.db import Database
 from gateway.store.event_records import Event
-from gateway.store.jobs import Job
+from gateway.store.job_records import Job
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.sqlite import SqliteDatabase
 from tests.gateway.shapes import check, check_event
@@ -56,9 +57,9 @@ def shapes_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         return sse(self, retry_ms)
 
     monkeypatch.setattr(Event, "sse", checked_sse)
-    made = jobs.job_object
+    made = job_objects.job_object
 
-    def checked_job_object(svc: jobs.Services, job: Job) -> dict[str, Any]:
+    def checked_job_object(svc: Services, job: Job) -> dict[str, Any]:
         answer = made(svc, job)
         check(JobObject, answer)
         return answer

@@ -8,7 +8,6 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway import auth
 from gateway.events import EventHub
 from gateway.keycache import KeyCache
 from gateway.store import keys
@@ -31,12 +30,12 @@ async def test_a_change_made_on_the_database_is_seen_within_the_ttl(harness: Har
     now = [100.0]
     cache = KeyCache(db, EventHub(), ttl=1.0, clock=lambda: now[0])
     key, record = await harness.new_key(10)
-    assert await cache.find_active(auth.hash_key(key)) is not None
+    assert await cache.find_active(keys.hash_key(key)) is not None
     await keys.revoke(db, record["id"])  # as `gateway keys revoke` does, from another process
     now[0] += 0.5
-    assert await cache.find_active(auth.hash_key(key)) is not None  # still within the second
+    assert await cache.find_active(keys.hash_key(key)) is not None  # still within the second
     now[0] += 0.6
-    assert await cache.find_active(auth.hash_key(key)) is None
+    assert await cache.find_active(keys.hash_key(key)) is None
     assert await cache.find_active("no-such-hash") is None
 
 
@@ -86,13 +85,13 @@ async def test_requests_that_find_a_key_expired_together_wait_for_one_read(harne
     now = [100.0]
     cache = KeyCache(db, EventHub(), ttl=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
     key, record = await harness.new_key(10)
-    assert await cache.find_active(auth.hash_key(key)) is not None
+    assert await cache.find_active(keys.hash_key(key)) is not None
     now[0] += 1.5  # the entry ran out; a burst of requests arrives
     db.gate = anyio.Event()
     found: list[ApiKey | None] = []
 
     async def authenticate() -> None:
-        found.append(await cache.find_active(auth.hash_key(key)))
+        found.append(await cache.find_active(keys.hash_key(key)))
 
     async with anyio.create_task_group() as tg:
         for _ in range(50):
@@ -109,13 +108,13 @@ async def test_a_change_during_a_read_is_not_hidden_by_it(harness: Harness) -> N
     key, record = await harness.new_key(10)
     db.gate = anyio.Event()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(cache.find_active, auth.hash_key(key))
+        tg.start_soon(cache.find_active, keys.hash_key(key))
         await db.read.wait()  # the row is read, not yet answered: now the key is revoked
         await keys.revoke(harness.app.state.services.db, record["id"])
         await cache.changed(record["id"])
         db.gate.set()
     # The read begun before the revoke is not kept; the next request reads again and is refused.
-    assert await cache.find_active(auth.hash_key(key)) is None
+    assert await cache.find_active(keys.hash_key(key)) is None
     assert db.reads == 2
 
 
@@ -158,7 +157,7 @@ async def test_when_the_reading_request_is_cancelled_a_waiting_one_reads_for_its
     found: list[ApiKey | None] = []
 
     async def authenticate() -> None:
-        found.append(await cache.find_active(auth.hash_key(key)))
+        found.append(await cache.find_active(keys.hash_key(key)))
 
     async with anyio.create_task_group() as tg:
         async with anyio.create_task_group() as leader:  # a client that goes away mid-read
