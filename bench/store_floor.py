@@ -31,7 +31,7 @@ from gateway.store import jobs, keys, shared
 from gateway.store.db import Database
 from gateway.store.job_records import Job, Lease, NewJob
 from gateway.store.postgres import PostgresDatabase
-from gateway.store.shared import AccountCap
+from gateway.store.records import AccountCap
 from gateway.store.sqlite import SqliteDatabase
 
 PROVIDER, ACCOUNTS = "tick", [AccountCap("default", 1_000_000)]

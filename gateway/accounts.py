@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.circuit import CircuitBreaker
-from gateway.store.shared import AccountCap
+from gateway.store.records import AccountCap
 from providers.base import Provider, UpstreamObserver
 
 log = logging.getLogger("gateway.accounts")

@@ -12,7 +12,7 @@ import anyio
 from gateway.store import shared
 from gateway.store.db import Database
 from gateway.store.job_records import Job
-from gateway.store.shared import AccountCap, Place
+from gateway.store.records import AccountCap, Place
 
 log = logging.getLogger("gateway.capacity")
 

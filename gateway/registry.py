@@ -13,7 +13,7 @@ from gateway.capacity import Gate
 from gateway.circuit import CircuitBreaker
 from gateway.contract.errors import ProviderUnavailable
 from gateway.settings import ProviderConfig, Settings
-from gateway.store.shared import AccountCap
+from gateway.store.records import AccountCap
 from providers.base import Provider, Sleep, UpstreamObserver
 
 log = logging.getLogger("gateway.registry")

@@ -7,20 +7,15 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
-if TYPE_CHECKING:
-    from gateway.store.event_records import Event
-    from gateway.store.job_records import Finished, Idempotency, Job, Lease, NewJob, Settlement
-    from gateway.store.ledger import Reason
-    from gateway.store.shared import AccountCap, Place
+from gateway.store.event_records import Event
+from gateway.store.job_records import Finished, Idempotency, Job, Lease, NewJob, Settlement
+from gateway.store.records import AccountCap, Place, Reason, Row
 
 T = TypeVar("T")
-
-# A result row: both engines' rows answer row["column"] and row[0] (sqlite3.Row, asyncpg.Record).
-Row = Any
 
 
 class Tx(Protocol):

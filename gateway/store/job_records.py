@@ -8,8 +8,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.store.db import Row
 from gateway.store.event_records import Event
+from gateway.store.records import Row
 
 UNFINISHED = ("queued", "processing")
 TERMINAL = ("completed", "failed", "canceled")

@@ -8,8 +8,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.db import Database, Row, Tx, stamp
+from gateway.store.db import Database, Tx, stamp
 from gateway.store.ledger import append_entry
+from gateway.store.records import Row
 
 KEY_PREFIX = "gw_"
 

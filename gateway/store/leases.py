@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.store.db import Database, Row, Tx
+from gateway.store.db import Database, Tx
 from gateway.store.job_records import Job, row_to_job
+from gateway.store.records import Row
 
 UNFINISHED_SQL = "status IN ('queued', 'processing')"
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import Any, Literal
+from typing import Any
 
 from gateway.contract.errors import InvalidRequest, NotFound
 from gateway.store.db import Database, Tx
-
-Reason = Literal["debit", "refund", "credit", "adjust", "settle"]
+from gateway.store.records import Reason
 
 # Credits stop here: every JSON client (JavaScript included) holds it exactly, far from BIGINT's end.
 MAX_BALANCE = 2**53 - 1

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from gateway.store.db import Row, committed
+from gateway.store.db import committed
+from gateway.store.records import Row
 
 I = TypeVar("I")  # noqa: E741  # a call's input
 R = TypeVar("R")  # its answer

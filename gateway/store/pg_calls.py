@@ -22,8 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.store.db import Row
 from gateway.store.pg_batch import Batches, Run
+from gateway.store.records import Row
 
 # At most this many calls in one statement: each create counts its key's jobs still waiting for a
 # slot, and each take the jobs ahead of it, and a batch's own jobs are among them, so a batch's cost

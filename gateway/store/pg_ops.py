@@ -38,7 +38,7 @@ from gateway.store.jobs import (
 )
 from gateway.store.pg_calls import Calls, WindowCounts
 from gateway.store.pg_progress import EventHeads, ProgressWrite, ProgressWrites
-from gateway.store.shared import AccountCap, Place
+from gateway.store.records import AccountCap, Place
 from gateway.store.slots_schema import counts_locked_first
 
 T = TypeVar("T")

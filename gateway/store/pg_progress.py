@@ -17,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from gateway.store.db import Row
 from gateway.store.pg_batch import Batches, Failed, Run
+from gateway.store.records import Row
 from gateway.store.slots_schema import UNFINISHED, counts_locked_first
 
 

@@ -14,11 +14,12 @@ import anyio
 import asyncpg
 
 from gateway.store import pg_functions, slots_schema, usage_schema
-from gateway.store.db import Row, Work, stamp
-from gateway.store.ledger import CHANGE, CHANGE_CAPPED, ENTRY, Reason
+from gateway.store.db import Work, stamp
+from gateway.store.ledger import CHANGE, CHANGE_CAPPED, ENTRY
 from gateway.store.pg_calls import WindowCounts, creates, slot_takes
 from gateway.store.pg_ops import PostgresOperations
 from gateway.store.pg_progress import EventHeads, ProgressWrites
+from gateway.store.records import Reason, Row
 from gateway.store.schema import migrations, triggers
 
 log = logging.getLogger("gateway.store")

@@ -6,24 +6,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.db import Database, Row, Tx
-
-
-@dataclass(frozen=True)
-class AccountCap:
-    """An upstream account a job may be given: its cap on jobs in flight and its share of the load."""
-
-    name: str
-    limit: int
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class Place:
-    """0 and the account when the job holds a slot on it; else its place in its provider's queue."""
-
-    position: int
-    account: str | None = None
+from gateway.store.db import Database, Tx
+from gateway.store.records import AccountCap, Place, Row
 
 
 def take_slot(

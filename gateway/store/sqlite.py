@@ -13,8 +13,9 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from gateway.store.db import Row, Tx, Work, committed, stamp
-from gateway.store.ledger import CHANGE, CHANGE_CAPPED, ENTRY, Reason
+from gateway.store.db import Tx, Work, committed, stamp
+from gateway.store.ledger import CHANGE, CHANGE_CAPPED, ENTRY
+from gateway.store.records import Reason, Row
 from gateway.store.schema import migrations, triggers
 from gateway.store.sqlite_ops import SqliteOperations
 

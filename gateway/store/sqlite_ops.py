@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from gateway.contract.errors import InsufficientTokens
 from gateway.store import events
-from gateway.store.db import Row, Tx, Work, stamp
+from gateway.store.db import Tx, Work, stamp
 from gateway.store.event_records import Event
 from gateway.store.job_records import (
     Finished,
@@ -38,7 +38,8 @@ from gateway.store.jobs import (
     too_many_waiting,
     unfinished_where,
 )
-from gateway.store.shared import HELD, AccountCap, Place, by_account
+from gateway.store.records import AccountCap, Place, Row
+from gateway.store.shared import HELD, by_account
 from gateway.store.slots_schema import NEXT_ROUND
 
 T = TypeVar("T")

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from gateway.store.db import Database, Row
+from gateway.store.db import Database
 from gateway.store.job_records import UNFINISHED, Job, row_to_job
+from gateway.store.records import Row
 from gateway.store.usage_schema import BUCKET_COLUMNS, DURATION_BOUNDS
 
 Dimension = Literal["day", "model", "key", "provider"]

@@ -11,8 +11,9 @@ import pytest
 from gateway.events import EventHub
 from gateway.keycache import KeyCache
 from gateway.store import keys
-from gateway.store.db import Database, Row
+from gateway.store.db import Database
 from gateway.store.keys import ApiKey
+from gateway.store.records import Row
 from tests.conftest import Harness, admin_headers, bearer
 
 pytestmark = pytest.mark.anyio

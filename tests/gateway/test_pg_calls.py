@@ -12,7 +12,7 @@ from gateway.contract.errors import IdempotencyConflict, InsufficientTokens
 from gateway.store import jobs, keys, ledger, shared
 from gateway.store.job_records import Idempotency, Job, Lease, NewJob
 from gateway.store.postgres import PostgresDatabase
-from gateway.store.shared import AccountCap
+from gateway.store.records import AccountCap
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from gateway.store.db import stamp
 from gateway.store.job_records import Job, Lease, NewJob
 from gateway.store.pg_progress import _write_statement
 from gateway.store.postgres import PostgresDatabase
-from gateway.store.shared import AccountCap
+from gateway.store.records import AccountCap
 
 pytestmark = pytest.mark.anyio
 

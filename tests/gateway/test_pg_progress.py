@@ -14,10 +14,11 @@ import asyncpg
 import pytest
 
 from gateway.store import events, jobs, keys, leases, usage
-from gateway.store.db import Row, stamp
+from gateway.store.db import stamp
 from gateway.store.job_records import Job, Lease, NewJob
 from gateway.store.jobs import NotChanged
 from gateway.store.postgres import PostgresDatabase
+from gateway.store.records import Row
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,8 @@ from gateway.store.db import Database, Tx
 from gateway.store.job_records import Idempotency, Job, Lease, NewJob, Settlement
 from gateway.store.jobs import NotChanged
 from gateway.store.postgres import PostgresDatabase
+from gateway.store.records import AccountCap, Place
 from gateway.store.schema import migrations
-from gateway.store.shared import AccountCap, Place
 from gateway.store.slots_schema import NEXT_ROUND
 from gateway.store.sqlite import SqliteDatabase
 
