@@ -23,9 +23,9 @@ import anyio
 from anyio.abc import TaskStatus
 from redis.asyncio import Redis
 
-from gateway.events import EventBus, EventHub
-from gateway.redisbus import RedisBus
 from gateway.store.event_records import Event
+from gateway.streams.events import EventBus, EventHub
+from gateway.streams.redisbus import RedisBus
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_ADDED_P99_MS = 50.0

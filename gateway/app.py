@@ -13,27 +13,37 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from gateway import housekeeping, store
-from gateway.callbacks import Resolve, system_resolve
-from gateway.capacity import Gate
-from gateway.catalog import Catalog
-from gateway.cors import CrossOriginReads
+from gateway import store
 from gateway.drain import RETRY_AFTER_SECONDS, Drain
-from gateway.errors import EXCEPTION_HANDLERS
-from gateway.events import EventBus, EventHub
-from gateway.files import ResultStore
-from gateway.job_object import job_object
-from gateway.keycache import KeyCache
-from gateway.keystreams import RevokedKeyStreams
+from gateway.jobs import housekeeping
+from gateway.jobs.catalog import Catalog
+from gateway.jobs.runner import Runner
+from gateway.jobs.services import Services
+from gateway.limits.keycache import KeyCache
+from gateway.limits.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCounter
+from gateway.limits.redislimit import RedisCounter
 from gateway.metrics import AccessLog, Metrics, metrics_endpoint
-from gateway.openapi import openapi_endpoint
-from gateway.openstreams import OpenStreams
-from gateway.rateheaders import RateHeadersEverywhere
-from gateway.ratelimit import MemoryCounter, RateLimiter, StoreCounter, WindowCounter
-from gateway.redisbus import RedisBus
-from gateway.redislimit import RedisCounter
-from gateway.registry import Registry
-from gateway.routes import (
+from gateway.results.callbacks import Resolve, system_resolve
+from gateway.results.files import ResultStore
+from gateway.results.webhooks import Webhooks
+from gateway.settings import Settings
+from gateway.store import jobs as job_store
+from gateway.store import shared
+from gateway.store import webhooks as delivery_store
+from gateway.store.db import Database
+from gateway.store.job_records import Job
+from gateway.streams.events import EventBus, EventHub
+from gateway.streams.keystreams import RevokedKeyStreams
+from gateway.streams.openstreams import OpenStreams
+from gateway.streams.redisbus import RedisBus
+from gateway.upstreams.capacity import Gate
+from gateway.upstreams.registry import Registry
+from gateway.web.cors import CrossOriginReads
+from gateway.web.errors import EXCEPTION_HANDLERS
+from gateway.web.job_object import job_object
+from gateway.web.openapi import openapi_endpoint
+from gateway.web.rateheaders import RateHeadersEverywhere
+from gateway.web.routes import (
     account,
     admin,
     console,
@@ -45,15 +55,6 @@ from gateway.routes import (
     providers,
     usage,
 )
-from gateway.runner import Runner
-from gateway.services import Services
-from gateway.settings import Settings
-from gateway.store import jobs as job_store
-from gateway.store import shared
-from gateway.store import webhooks as delivery_store
-from gateway.store.db import Database
-from gateway.store.job_records import Job
-from gateway.webhooks import Webhooks
 from providers.base import Sleep
 
 log = logging.getLogger("gateway")

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.store.db import parse_iso
 from gateway.store.job_records import Job
-from gateway.upstream_health import RecentCalls
+from gateway.upstreams.health import RecentCalls
 
 access_log = logging.getLogger("gateway.access")
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from gateway import cli_client, preflight
-from gateway.cli import keys
+from gateway.cli import client as cli_client
+from gateway.cli import keys, preflight
 from gateway.cli.servers import demo, demo_settings, serve, settings_for, simulator
 from gateway.settings import Settings
 
@@ -21,7 +21,7 @@ __all__ = ["demo_settings", "main"]
 def _doctor(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from gateway import doctor
+    from gateway.upstreams import doctor
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the table says what each request found
     settings = demo_settings("127.0.0.1", 8000, args.simulator_url) if args.simulator_url else Settings()

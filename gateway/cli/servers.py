@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import anyio
 import uvicorn
 
-from gateway import preflight, serving
 from gateway.app import create_app
+from gateway.cli import preflight, serving
 from gateway.cli.keys import with_db
 from gateway.settings import Settings
 from gateway.store import keys

@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gateway.parsing import control_character_in
+from gateway.contract.parsing import control_character_in
 from gateway.settings import ModelConfig, OptionSpec
 
 MAX_INTEGER = 2**53 - 1  # what every JSON client (JavaScript included) can hold exactly; SQLite holds it too

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.contract.errors import NotFound
 from gateway.storage.http import check_range
 
-PREVIEW_PREFIX = "preview."  # gateway/previews.py names a job's latest frame preview.png or .jpg
+PREVIEW_PREFIX = "preview."  # gateway/results/previews.py names a job's latest frame preview.png or .jpg
 
 
 class ResultFile(FileResponse):

@@ -2,7 +2,7 @@
 
 Routes and the runner reach the database only through these modules' named operations, and these
 modules reach it only through the `Database` protocol (db.py), which each engine implements whole:
-SQLite (sqlite.py, sqlite_ops.py) and PostgreSQL (postgres.py, pg_*.py). `connect` alone picks one.
+SQLite (sqlite.py, sqlite/operations.py) and PostgreSQL (postgres.py, pg_*.py). `connect` alone picks one.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class Database(Protocol):
 
     async def ping(self) -> bool: ...
 
-    # The operations each engine runs its own way (sqlite_ops.py, pg_ops.py): on PostgreSQL many calls
+    # The operations each engine runs its own way (sqlite/operations.py, postgres/operations.py): on PostgreSQL many calls
     # share one statement and one commit, or a stored function decides in one round trip. Each is
     # called through its store module (jobs, shared, events), which says what it does and hands its
     # caller the engine's coroutine: no coroutine of its own in between, on paths run once or more

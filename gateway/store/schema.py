@@ -3,7 +3,7 @@ stored functions and triggers again from their current source at every start-up.
 
 A migration, once it has run anywhere, never changes: `migrations/NNNN.<dialect>.sql` is its text, read
 as it is (migrations/SHA256SUMS holds each file's hash, and a test compares them). A change to the schema is a new
-file. A change to a function or a trigger's body is made where it is written (pg_functions.py,
+file. A change to a function or a trigger's body is made where it is written (postgres/functions.py,
 slots_schema.py, usage_schema.py): the repeatable step, run after the migrations, makes it again.
 """
 

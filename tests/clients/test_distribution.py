@@ -87,5 +87,5 @@ def test_the_servers_wheel_carries_the_sdk(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     sdk = {name for name in names if name.startswith("gateway_client/")}
     assert {f"gateway_client/{name}" for name in ("__init__.py", "errors.py", "events.py", "py.typed")} <= sdk
-    assert "gateway/client.py" in names and "gateway/cli_client.py" in names
+    assert "gateway/client.py" in names and "gateway/cli/client.py" in names
     assert not any(name.startswith("clients/") for name in names)

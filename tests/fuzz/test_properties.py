@@ -16,16 +16,17 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from gateway import auth, callbacks
-from gateway.addresses import IPAddress
 from gateway.app import create_app
-from gateway.catalog import Catalog, GenerationRequest
 from gateway.contract.errors import ApiError, InvalidRequest, RangeNotSatisfiable
-from gateway.files import ResultStore
-from gateway.parsing import whole_number
+from gateway.contract.parsing import whole_number
+from gateway.jobs.catalog import Catalog, GenerationRequest
+from gateway.results import callbacks
+from gateway.results.addresses import IPAddress
+from gateway.results.files import ResultStore
+from gateway.results.webhooks import signature_header, verify_signature
 from gateway.storage.http import check_range
 from gateway.store.event_records import Event
-from gateway.webhooks import signature_header, verify_signature
+from gateway.web import auth
 from tests.conftest import admin_headers, make_settings
 from tests.sse import parse
 

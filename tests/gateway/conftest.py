@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from gateway import job_object as job_objects
 from gateway.contract.responses import Job as JobObject
-from gateway.services import Services
+from gateway.jobs.services import Services
 from gateway.store.db import Database
 from gateway.store.event_records import Event
 from gateway.store.job_records import Job
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.sqlite import SqliteDatabase
+from gateway.web import job_object as job_objects
 from tests.gateway.shapes import check, check_event
 
 

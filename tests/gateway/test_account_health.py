@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.accounts import AccountHealth, CallRecord
+from gateway.upstreams.accounts import AccountHealth, CallRecord
 
 
 class Clock:

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from gateway import errors as rendering
 from gateway.contract import errors, responses
 from gateway.contract.errors import ErrorBody
 from gateway.contract.events import EVENTS
 from gateway.contract.requests import Credit, GenerateRequest, KeyRequest, KeyUpdate
+from gateway.web import errors as rendering
 from tests.conftest import Harness
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +48,7 @@ def spec_error_codes(spec: dict[str, Any]) -> set[str]:
 
 
 def exception_codes() -> set[str]:
-    """Every ApiError subclass's `code`, and the codes the handlers (gateway/errors.py) write literally."""
+    """Every ApiError subclass's `code`, and the codes the handlers (gateway/web/errors.py) write literally."""
     codes = {
         cls.code for cls in vars(errors).values() if inspect.isclass(cls) and issubclass(cls, errors.ApiError)
     }

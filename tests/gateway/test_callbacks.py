@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.addresses import IPAddress
 from gateway.app import create_app
 from gateway.contract.errors import InvalidRequest
+from gateway.results.addresses import IPAddress
+from gateway.results.webhooks import Webhooks, check_callback_url
 from gateway.store.db import Database
-from gateway.webhooks import Webhooks, check_callback_url
 from tests.conftest import Harness, bearer, make_settings
 from tests.gateway.test_generate import assert_error, balance_of, ledger_of
 

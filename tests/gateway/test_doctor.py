@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from gateway import doctor
 from gateway.cli import demo_settings, main
 from gateway.settings import AccountConfig, Settings
+from gateway.upstreams import doctor
 from providers.doctor import Status
 from providers.simulator import build_app
 from providers.workflows import DEFAULT_WORKFLOW

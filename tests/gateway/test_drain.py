@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from gateway import store
 from gateway.app import create_app
-from gateway.services import Services
+from gateway.jobs.services import Services
 from gateway.settings import Settings
 from gateway.store import jobs as job_store
 from gateway.store.job_records import Job

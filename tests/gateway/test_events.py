@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from gateway.events import EventHub
 from gateway.store.event_records import Event
+from gateway.streams.events import EventHub
 
 pytestmark = pytest.mark.anyio
 

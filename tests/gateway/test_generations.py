@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway import auth
+from gateway.web import auth
 from tests.conftest import Harness, admin_headers, bearer
 from tests.fakes import release
 from tests.gateway.test_generate import assert_error, balance_of, ledger_of

@@ -8,12 +8,12 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.events import EventHub
-from gateway.keycache import KeyCache
+from gateway.limits.keycache import KeyCache
 from gateway.store import keys
 from gateway.store.db import Database
 from gateway.store.keys import ApiKey
 from gateway.store.records import Row
+from gateway.streams.events import EventHub
 from tests.conftest import Harness, admin_headers, bearer
 
 pytestmark = pytest.mark.anyio
@@ -41,7 +41,7 @@ async def test_a_change_made_on_the_database_is_seen_within_the_ttl(harness: Har
 
 
 async def test_rate_limit_headers_read_a_shared_counter_at_most_once_a_second() -> None:
-    from gateway.ratelimit import MemoryCounter, RateLimiter
+    from gateway.limits.ratelimit import MemoryCounter, RateLimiter
 
     class Counting(MemoryCounter):
         reads = 0

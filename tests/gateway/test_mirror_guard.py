@@ -13,11 +13,11 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from gateway.addresses import IPAddress, internal
 from gateway.contract.errors import InvalidRequest
-from gateway.files import MirrorError, ResultStore, check_peer
+from gateway.results.addresses import IPAddress, internal
+from gateway.results.files import MirrorError, ResultStore, check_peer
+from gateway.results.webhooks import check_callback_url
 from gateway.storage.folder import FolderStorage
-from gateway.webhooks import check_callback_url
 from tests.conftest import Harness, bearer, make_settings
 from tests.sse import parse
 

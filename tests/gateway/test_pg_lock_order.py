@@ -17,8 +17,8 @@ import pytest
 from gateway.store import jobs, keys, leases, shared
 from gateway.store.db import stamp
 from gateway.store.job_records import Job, Lease, NewJob
-from gateway.store.pg_progress import _write_statement
 from gateway.store.postgres import PostgresDatabase
+from gateway.store.postgres.progress import _write_statement
 from gateway.store.records import AccountCap
 
 pytestmark = pytest.mark.anyio

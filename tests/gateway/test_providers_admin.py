@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.upstream_health import RecentCalls
+from gateway.upstreams.health import RecentCalls
 from tests import fakes
 from tests.conftest import Harness, admin_headers, bearer
 from tests.gateway.test_generate import assert_error

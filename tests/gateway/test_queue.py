@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from gateway.services import Services
+from gateway.jobs.services import Services
 from gateway.store import events as event_log
 from tests import fakes
 from tests.conftest import admin_headers, bearer

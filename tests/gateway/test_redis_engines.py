@@ -13,11 +13,11 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.contract.errors import RateLimited
-from gateway.events import Mailbox
-from gateway.ratelimit import RateLimiter
-from gateway.redisbus import RedisBus
-from gateway.redislimit import TTL_SECONDS, RedisCounter
+from gateway.limits.ratelimit import RateLimiter
+from gateway.limits.redislimit import TTL_SECONDS, RedisCounter
 from gateway.store.event_records import Event
+from gateway.streams.events import Mailbox
+from gateway.streams.redisbus import RedisBus
 
 pytestmark = pytest.mark.anyio
 
@@ -209,7 +209,7 @@ async def test_a_follower_on_one_replica_streams_a_job_driven_on_another(
     from gateway.store import jobs, keys
     from gateway.store.job_records import NewJob
     from gateway.store.sqlite import SqliteDatabase
-    from gateway.streams import follow
+    from gateway.streams.replay import follow
 
     db = SqliteDatabase(tmp_path / "g.sqlite3")
     await db.open()

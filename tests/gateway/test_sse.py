@@ -13,7 +13,7 @@ import pytest
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 
-from gateway.sse import EventStream
+from gateway.streams.sse import EventStream
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway import preflight
+from gateway.cli import preflight
 from gateway.settings import Settings
 from tests.servers import free_port
 

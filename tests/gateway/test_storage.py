@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.files import MirrorError, ResultStore
+from gateway.results.files import MirrorError, ResultStore
 from gateway.settings import Settings
 from gateway.storage import open_storage
 from gateway.storage.folder import FolderStorage

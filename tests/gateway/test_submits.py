@@ -15,7 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.runner import Runner
+from gateway.jobs.runner import Runner
 from gateway.store import events
 from gateway.store import jobs as job_store
 from gateway.store.job_records import Finished, Job
@@ -232,7 +232,7 @@ async def test_a_renewal_between_a_finish_and_its_driver_hearing_of_it_leaves_th
         await anyio.sleep(1.5)  # longer than the renewals' first wait (below)
         return finished
 
-    monkeypatch.setattr("gateway.driver.job_store.finish", finish_heard_late)
+    monkeypatch.setattr("gateway.jobs.driver.job_store.finish", finish_heard_late)
     caplog.set_level(logging.INFO, logger="gateway.runner")
     async with gateway(tmp_path, postgres_url) as (client, key, app):  # leases: a shared database
         svc = app.state.services

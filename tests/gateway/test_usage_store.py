@@ -49,7 +49,7 @@ async def finished_job(
 
 
 # Where the store reads `stamp` for a job's and a ledger row's times: the operations and each engine.
-STAMPED = ("jobs", "sqlite_ops", "sqlite", "pg_ops", "postgres")
+STAMPED = ("jobs", "sqlite.operations", "sqlite", "postgres.operations", "postgres")
 
 
 @contextmanager

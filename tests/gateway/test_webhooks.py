@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.addresses import IPAddress
 from gateway.app import create_app
 from gateway.contract.errors import InvalidRequest
-from gateway.webhooks import check_callback_url, verify_signature
+from gateway.results.addresses import IPAddress
+from gateway.results.webhooks import check_callback_url, verify_signature
 from tests.conftest import admin_headers, bearer, make_settings
 from tests.servers import serving
 
@@ -91,3 +91,9 @@ async def test_callback_url_allowed() -> None:
 
     await check_callback_url("https://hooks.example.com/x", allow_private=False, resolve=public)
     await check_callback_url("http://127.0.0.1:9/h", allow_private=True)
+
+
+def test_receivers_import_verify_signature_where_the_readme_says() -> None:
+    from gateway import webhooks
+
+    assert webhooks.verify_signature is verify_signature

@@ -1,0 +1,61 @@
+"""Checks made before the server starts, so a bad config or workflow stops it with one clear line."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.settings import Settings
+from gateway.upstreams.registry import load_adapter
+
+
+class ConfigError(Exception):
+    """A configuration the gateway cannot start with; the message is one sentence for the operator."""
+
+
+def explain(error: BaseException) -> str | None:
+    """One line for an error made while reading the configuration, or None for any other error."""
+    if isinstance(error, ConfigError):
+        return str(error)
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'config'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        return f"the configuration is not valid: {problems}"
+    if isinstance(error, tomllib.TOMLDecodeError):
+        return f"the configuration file is not valid TOML: {error}"
+    return None
+
+
+def check_config_file() -> None:
+    """GATEWAY_CONFIG names a file that must exist: a typo would otherwise start on no config at all."""
+    named = os.environ.get("GATEWAY_CONFIG")
+    if named and not Path(named).is_file():
+        raise ConfigError(f"GATEWAY_CONFIG names {named}, which is not a file")
+
+
+async def check(settings: Settings) -> None:
+    """Every model's provider exists and every configured adapter can be built (workflows read)."""
+    for model_id, model in settings.models.items():
+        if model.provider not in settings.providers:
+            raise ConfigError(
+                f"model {model_id!r} names the provider {model.provider!r}, which is not configured"
+            )
+    for name, provider in settings.providers.items():
+        try:
+            adapter_cls = load_adapter(provider.adapter)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(
+                f"provider {name!r}: its adapter {provider.adapter!r} cannot be loaded ({exc})"
+            ) from exc
+        if not settings.provider_configured(name):
+            continue
+        try:  # built once and closed: the constructor reads what it needs (a ComfyUI workflow)
+            adapter = adapter_cls(settings.provider_settings(name))
+        except (ValueError, OSError, TypeError) as exc:
+            raise ConfigError(f"provider {name!r}: {exc}") from exc
+        await adapter.aclose()

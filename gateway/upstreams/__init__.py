@@ -1,0 +1,1 @@
+"""The providers behind the gateway: registry, accounts, capacity, circuit, health, doctor."""

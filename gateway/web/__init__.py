@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, error rendering, CORS, rate-limit headers, the OpenAPI document."""
