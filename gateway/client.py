@@ -2,36 +2,5 @@
 
 from __future__ import annotations
 
-from gateway_client import (
-    AsyncGateway,
-    Conflict,
-    Forbidden,
-    Gateway,
-    GatewayError,
-    InsufficientTokens,
-    InvalidRequest,
-    JobEvent,
-    JobFailed,
-    NotFound,
-    ProviderUnavailable,
-    RateLimited,
-    ShuttingDown,
-    Unauthorized,
-)
-
-__all__ = [
-    "AsyncGateway",
-    "Conflict",
-    "Forbidden",
-    "Gateway",
-    "GatewayError",
-    "InsufficientTokens",
-    "InvalidRequest",
-    "JobEvent",
-    "JobFailed",
-    "NotFound",
-    "ProviderUnavailable",
-    "RateLimited",
-    "ShuttingDown",
-    "Unauthorized",
-]
+from gateway_client import *  # noqa: F403  (every public name of the SDK, as its __all__ lists them)
+from gateway_client import __all__ as __all__
