@@ -24,7 +24,9 @@ from bench.cluster import DemoReplica, Simulator
 from tests.conftest import ADMIN
 from tests.e2e.test_restart import wait_until
 
-pytestmark = pytest.mark.e2e
+# One worker runs this module's tests, in order: they share one cluster, and the later ones take
+# replicas down.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-replicas")]
 LEASE = 2.0
 SPEED = "4"
 DEMO = [
