@@ -24,9 +24,9 @@ from bench.cluster import DemoReplica, Simulator
 from tests.conftest import ADMIN
 from tests.e2e.test_restart import wait_until
 
-# One worker runs this module's tests, in order: they share one cluster, and the later ones take
-# replicas down.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-replicas")]
+# The tests share one cluster and run in this order (the later ones take replicas down): the suite
+# runs each test file on one worker (`--dist loadfile` in pyproject.toml).
+pytestmark = pytest.mark.e2e
 LEASE = 2.0
 SPEED = "4"
 DEMO = [

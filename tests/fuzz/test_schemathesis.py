@@ -20,7 +20,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from tests.conftest import ADMIN
 from tests.fuzz.conftest import LiveGateway, funded_key
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("schemathesis")]  # one live gateway for all
+pytestmark = pytest.mark.e2e
 
 # About a minute in all on a loaded CI machine: every operation × both modes, then the stateful runs.
 # FUZZ_SCALE=10 (say) digs deeper by hand.

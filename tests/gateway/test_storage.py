@@ -33,7 +33,7 @@ from tests.conftest import bearer, make_settings
 from tests.gateway.test_generate import assert_error
 from tests.servers import free_port, serving
 
-pytestmark = [pytest.mark.anyio, pytest.mark.xdist_group("storage")]  # one moto server for the module
+pytestmark = pytest.mark.anyio
 
 WAV = b"RIFF" + bytes(range(256)) * 16
 SIGNING_KEY = "storage-test-signing-key"
