@@ -27,6 +27,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)  # stable: else as found
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject.toml's addopts): six workers for the whole suite, as `pytest` alone runs it;
+    none for the paths a run names, where starting six workers costs more than they save."""
+    return 6 if config.args_source == pytest.Config.ArgsSource.TESTPATHS else 0
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
