@@ -18,6 +18,21 @@ from gateway.settings import Settings
 
 ADMIN = "admin-test-token"
 
+# The files whose tests take longest in a row run first: xdist hands out whole files in collection order
+# (pyproject.toml's addopts), and one of these started near the end would keep the run waiting on it.
+LONGEST_FIRST = ("tests/e2e/test_replicas.py", "tests/e2e/test_console.py", "tests/e2e/test_chaos.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)  # stable: else as found
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject.toml's addopts): six workers for the whole suite, as `pytest` alone runs it;
+    none for the paths a run names, where starting six workers costs more than they save."""
+    return 6 if config.args_source == pytest.Config.ArgsSource.TESTPATHS else 0
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -104,7 +104,8 @@ class ResultStore:
     # --- signing ---------------------------------------------------------------------------------
 
     def _signature(self, job_id: str, name: str, expires: int) -> str:
-        message = f"{job_id}/{name}:{expires}".encode()
+        # surrogatepass: a lone surrogate in a link's name must not raise; no real name has one
+        message = f"{job_id}/{name}:{expires}".encode(errors="surrogatepass")
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def signed_url(self, job_id: str, name: str, expires: int) -> str:
@@ -127,7 +128,7 @@ class ResultStore:
             raise Forbidden("This download link is not signed.")
         # compared as bytes: compare_digest refuses str with characters outside ASCII (a 500 before)
         expected = self._signature(job_id, signed or name, expiry)
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
+        if not hmac.compare_digest(expected.encode(), signature.encode(errors="surrogatepass")):
             raise Forbidden("This download link's signature does not match.")
         if expiry < time.time():
             raise Expired("This download link has expired.")

@@ -24,6 +24,8 @@ from bench.cluster import DemoReplica, Simulator
 from tests.conftest import ADMIN
 from tests.e2e.test_restart import wait_until
 
+# The tests share one cluster and run in this order (the later ones take replicas down): the suite
+# runs each test file on one worker (`--dist loadfile` in pyproject.toml).
 pytestmark = pytest.mark.e2e
 LEASE = 2.0
 SPEED = "4"

@@ -174,7 +174,9 @@ async def test_a_refunding_finish_holds_its_slot_counts_before_its_job(
 async def test_a_claim_of_lapsed_jobs_locks_them_in_id_order_as_a_batch_does(
     pg: PostgresDatabase, postgres_url: str
 ) -> None:
-    key = await keys.create(pg, key_hash=f"h{time.monotonic_ns()}", prefix="gw_x", name="k", tokens=100)
+    # Funded for many jobs: ids are random, and a first id among the lowest takes many tries to get
+    # three below it (with 100 tokens about one run in 30 ran out first).
+    key = await keys.create(pg, key_hash=f"h{time.monotonic_ns()}", prefix="gw_x", name="k", tokens=10_000)
     # The first job stored comes first in the table, where a claim's plan meets it first; a batch
     # reaches it after every job with a lower id (there are a few).
     first = await job_of(pg, key.id)

@@ -583,7 +583,10 @@ async def test_a_restarted_instance_takes_its_own_jobs_back_at_once(db: Database
     assert [(j.id, j.epoch) for j in again] == [(job.id, 2)]
 
 
-async def test_a_write_that_cannot_begin_fails_every_caller_of_its_batch(tmp_path: Path) -> None:
+async def test_a_write_that_cannot_begin_fails_every_caller_of_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.store.sqlite.BUSY_TIMEOUT_MS", 200)  # the batch gives up sooner than 5 s
     db = SqliteDatabase(tmp_path / "g.sqlite3")
     await db.open()
     key_id = await funded_key(db, 100)
