@@ -34,6 +34,10 @@ class Style(BaseModel):
     label: str
 
 
+# A string option's longest value unless its spec says otherwise.
+DEFAULT_OPTION_CHARS = 2000
+
+
 class OptionSpec(BaseModel):
     """One request option a model accepts: its type, allowed values or range, and default."""
 
@@ -43,6 +47,8 @@ class OptionSpec(BaseModel):
     max: float | None = None
     default: str | int | float | bool | None = None
     description: str = ""
+    max_length: int | None = Field(None, ge=1)
+    """A string option's longest value, in characters (None: DEFAULT_OPTION_CHARS)."""
 
 
 class Pricing(BaseModel):

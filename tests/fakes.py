@@ -9,6 +9,7 @@ import anyio
 
 from providers.base import (
     Failed,
+    OptionError,
     Preview,
     Progress,
     ProviderSettings,
@@ -59,6 +60,9 @@ class ScriptedProvider:
         """The job ids the upstream received a submit for, one entry per submit."""
 
     def prepare(self, task: Task) -> Task:
+        width = task.options.get("width")
+        if isinstance(width, int) and width % 8:  # a rule only the upstream knows, as ComfyUI's sizes
+            raise OptionError("width", "width must be a multiple of 8.")
         return task
 
     def _call(self, what: str, subject: str) -> None:

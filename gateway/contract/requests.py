@@ -21,8 +21,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gateway.contract.parsing import control_character_in
-from gateway.settings import ModelConfig, OptionSpec
+from gateway.contract.parsing import blank, control_character_in
+from gateway.settings import DEFAULT_OPTION_CHARS, ModelConfig, OptionSpec
 
 MAX_INTEGER = 2**53 - 1  # what every JSON client (JavaScript included) can hold exactly; SQLite holds it too
 DEFAULT_PROMPT_CHARS = 2000  # settings.max_prompt_chars's default: the static document's figure
@@ -42,7 +42,7 @@ def _text(limit: int) -> Callable[[str], str]:
 
     def check(value: str) -> str:
         value = value.strip()
-        if not value:
+        if blank(value):  # white space alone, or characters that show nothing (zero-width spaces)
             raise PydanticCustomError("text_empty", "empty")
         if len(value) > limit:
             raise PydanticCustomError("text_too_long", "too long", {"length": len(value), "limit": limit})
@@ -132,18 +132,29 @@ OPTION_SCHEMA_TYPES = {"boolean": "boolean", "integer": "integer", "number": "nu
 
 
 def _option_check(spec: OptionSpec) -> Callable[[Any], Any]:
-    """Choices, then minimum, then maximum: the order the catalog always checked them in."""
+    """A string's length and characters, then choices, then minimum, then maximum (the order the catalog
+    always checked them in)."""
+    limit = spec.max_length or DEFAULT_OPTION_CHARS
 
     def check(value: Any) -> Any:
         if value is None:
             return value
+        if isinstance(value, str):
+            if len(value) > limit:
+                raise PydanticCustomError(
+                    "option_too_long", "must be at most {limit} characters", {"limit": limit}
+                )
+            if (control := control_character_in(value)) is not None:
+                raise PydanticCustomError(
+                    "option_control", "holds the control character {character}", {"character": control}
+                )
         if spec.choices is not None and value not in spec.choices:
             choices = ", ".join(str(c) for c in spec.choices)
             raise PydanticCustomError("option_choice", "must be one of {choices}", {"choices": choices})
         if spec.min is not None and value < spec.min:
-            raise PydanticCustomError("option_min", "must be at least {min}", {"min": f"{spec.min:g}"})
+            raise PydanticCustomError("option_min", "must be at least {min}", {"min": str(_number(spec.min))})
         if spec.max is not None and value > spec.max:
-            raise PydanticCustomError("option_max", "must be at most {max}", {"max": f"{spec.max:g}"})
+            raise PydanticCustomError("option_max", "must be at most {max}", {"max": str(_number(spec.max))})
         return value
 
     return check
@@ -163,6 +174,8 @@ def option_schema(spec: OptionSpec) -> dict[str, Any]:
         value["minimum"] = _number(spec.min)
     if spec.max is not None:
         value["maximum"] = _number(spec.max)
+    if spec.type == "string":
+        value["maxLength"] = spec.max_length or DEFAULT_OPTION_CHARS
     schema: dict[str, Any] = {"anyOf": [value, {"type": "null"}]}
     if spec.default is not None:
         schema["default"] = spec.default

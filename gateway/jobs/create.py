@@ -16,7 +16,7 @@ from gateway.store import jobs as job_store
 from gateway.store.event_records import Event
 from gateway.store.job_records import Idempotency, Job, NewJob
 from gateway.store.keys import ApiKey
-from gateway.upstreams.registry import Upstream
+from gateway.upstreams.registry import Route, Upstream
 from providers.base import OptionError, Task
 
 
@@ -42,22 +42,7 @@ async def create_job(
         raise InvalidRequest("The Idempotency-Key header must be 1 to 255 characters.")
     request = await validate_request(svc, key, body)
     route = svc.registry.route(request.model)
-    options = request.options
-    if route.model != request.model:
-        options = _options_for_fallback(svc.catalog, route.model, options)
-    task = Task(
-        job_id="",
-        model=route.model,
-        prompt=request.prompt,
-        style=request.style,
-        style_label=request.style_label,
-        options=options,
-        params=svc.settings.models[route.model].upstream,
-    )
-    try:
-        prepared = route.upstream.adapter.prepare(task)
-    except OptionError as exc:
-        raise InvalidOption(exc.message, option=exc.option) from exc
+    prepared = upstream_task(svc, request, route)
     price, held = submit_price(svc, request.model, request.options, route.upstream)
     new = NewJob(
         key_id=key.id,
@@ -105,6 +90,28 @@ def submit_price(
     if upstream is not None and (held := hold(config, options, reported(upstream.adapter))) is not None:
         return held, True
     return svc.catalog.price(model_id, options), False
+
+
+def upstream_task(svc: Services, request: GenerationRequest, route: Route) -> Task:
+    """The job as the upstream that serves it will take it: the options carried over to a fallback,
+    then checked by its adapter (400 invalid_option: a size that is not a multiple of 8 …). A quote
+    checks the same."""
+    options = request.options
+    if route.model != request.model:
+        options = _options_for_fallback(svc.catalog, route.model, options)
+    task = Task(
+        job_id="",
+        model=route.model,
+        prompt=request.prompt,
+        style=request.style,
+        style_label=request.style_label,
+        options=options,
+        params=svc.settings.models[route.model].upstream,
+    )
+    try:
+        return route.upstream.adapter.prepare(task)
+    except OptionError as exc:
+        raise InvalidOption(exc.message, option=exc.option) from exc
 
 
 async def validate_request(svc: Services, key: ApiKey, body: Any) -> GenerationRequest:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.contract.errors import InvalidRequest
+from gateway.contract.parsing import control_character_in
 from gateway.results.addresses import Resolver, internal, literal_address, local_name, resolve
 
 Resolve = Resolver
@@ -40,6 +41,11 @@ def _refused(what: str) -> InvalidRequest:
 
 def parse(url: str) -> str:
     """The URL's normalised host, or 400 for anything but an absolute http(s) URL."""
+    if any(char.isspace() for char in url) or control_character_in(url) is not None:
+        # a CR/LF would be taken and paid for, then fail every delivery (no request can carry it)
+        raise InvalidRequest(
+            "`callback_url` must not hold white space or control characters.", field="callback_url"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a port out of range

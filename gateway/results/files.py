@@ -19,7 +19,7 @@ import httpx
 from starlette.responses import RedirectResponse, Response
 
 from gateway.contract.errors import Expired, Forbidden, NotFound
-from gateway.contract.parsing import whole_number
+from gateway.contract.parsing import canonical_number
 from gateway.results.addresses import Resolver, internal, internal_host, literal_address, resolve
 from gateway.storage import Storage, open_storage
 from gateway.store import jobs as job_store
@@ -123,7 +123,7 @@ class ResultStore:
         self, job_id: str, name: str, expires: str | None, signature: str | None, signed: str | None = None
     ) -> int:
         """A signed link's expiry: 403 bad signature, 410 expired, 404 a name no result can have."""
-        expiry = whole_number(expires)
+        expiry = canonical_number(expires)  # the very text the signature was made over
         if expiry is None or not signature:
             raise Forbidden("This download link is not signed.")
         # compared as bytes: compare_digest refuses str with characters outside ASCII (a 500 before)

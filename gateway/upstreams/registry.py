@@ -147,9 +147,9 @@ class Registry:
         return upstream if upstream is not None and upstream.serving else None
 
     def available(self, model_id: str) -> bool:
-        return self._route_or_none(model_id) is not None
+        return self.route_or_none(model_id) is not None
 
-    def _route_or_none(self, model_id: str) -> Route | None:
+    def route_or_none(self, model_id: str) -> Route | None:
         for candidate in [model_id, *self.settings.models[model_id].fallbacks]:
             if candidate not in self.settings.models:
                 continue
@@ -160,7 +160,7 @@ class Registry:
 
     def route(self, model_id: str) -> Route:
         """The requested model's provider, or its first healthy fallback; 503 when none serves."""
-        found = self._route_or_none(model_id)
+        found = self.route_or_none(model_id)
         if found is not None:
             return found
         provider = self.settings.models[model_id].provider

@@ -10,7 +10,7 @@ import time
 from starlette.requests import Request
 
 from gateway.contract.errors import Forbidden, NotFound, Unauthorized
-from gateway.contract.parsing import whole_number
+from gateway.contract.parsing import canonical_number
 from gateway.store.keys import ApiKey, hash_key
 
 
@@ -62,7 +62,7 @@ def stream_token(secret: bytes, job_id: str, ttl_seconds: int, *, at: float | No
 def check_stream_token(secret: bytes, job_id: str, token: str) -> bool:
     """True for an unexpired token minted for this very job."""
     expires_text, _, signature = token.partition(".")
-    expires = whole_number(expires_text)
+    expires = canonical_number(expires_text)  # the very text the signature was made over
     if expires is None or not signature:
         return False
     mac = hmac.digest(secret, f"stream:{job_id}:{expires}".encode(), "sha256")

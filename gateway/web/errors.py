@@ -8,6 +8,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from gateway.contract.errors import (
     ApiError,
@@ -34,12 +35,25 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         return response(NotFound(f"Nothing is served at {request.url.path}."))
     if exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
-        return JSONResponse(error.body(), status_code=405, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if allowed := _allowed(request):
+            headers["Allow"] = allowed
+        return JSONResponse(error.body(), status_code=405, headers=headers)
     return JSONResponse(
         {"status": "Error", "message": exc.detail, "code": "http_error"},
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+def _allowed(request: Request) -> str:
+    """Every method served at the request's path: Starlette names only those of the first route that
+    matched it, and a path may be served by several (GET and POST /api/generations)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -100,7 +100,11 @@ async def test_the_configured_limits_are_validated_and_published(tmp_path: Path)
             duration = options["properties"]["duration"]
             assert duration["anyOf"][0] == {"type": "integer", "minimum": 2, "maximum": 10}
             assert duration["default"] == 5
-            assert options["properties"]["mood"]["anyOf"][0] == {"type": "string", "enum": ["calm", "wild"]}
+            assert options["properties"]["mood"]["anyOf"][0] == {
+                "type": "string",
+                "enum": ["calm", "wild"],
+                "maxLength": 2000,
+            }
             assert {"$ref": "#/components/schemas/GenerateRequest_echo"} in schemas["GenerateRequest"][
                 "oneOf"
             ]

@@ -56,7 +56,9 @@ async def read_json(request: Request) -> Any:
     raw = b"".join(chunks)
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's own limit, past 4 300 digits
+            raise InvalidRequest("The body holds a number with more digits than any field takes.") from exc
         raise InvalidRequest(f"The body is not valid JSON: {exc}.") from exc
     except RecursionError as exc:
         raise InvalidRequest("The body's JSON is nested too deeply.") from exc

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.jobs.create import create_job, submit_price, validate_request
+from gateway.jobs.create import create_job, submit_price, upstream_task, validate_request
 from gateway.store import ledger
 from gateway.store.job_records import Job
 from gateway.streams.events import Mailbox
@@ -55,6 +55,8 @@ async def quote(request: Request) -> Response:
     body = await read_json(request)
     svc = services(request)
     generation = await validate_request(svc, key, body)
+    if (route := svc.registry.route_or_none(generation.model)) is not None:
+        upstream_task(svc, generation, route)  # refused here as a create would refuse it
     provider = svc.settings.models[generation.model].provider
     cost, held = submit_price(svc, generation.model, generation.options, svc.registry.upstream(provider))
     balance = await ledger.balance(svc.db, key.id)
