@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     stream_send_timeout_seconds: float = Field(default=30.0, gt=0)
     """A stream whose next write has waited this long is dropped (its client resumes by Last-Event-ID);
     `gateway serve` has the kernel cut a connection that takes no data for twice this long."""
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long `gateway serve` waits for a request's line and headers, from the connection's start or
+    the request's first byte; then the connection is closed (408 when part of a request came)."""
+    request_body_timeout_seconds: float = Field(default=60.0, gt=0)
+    """How long it waits for a request's whole body once its headers came (408, then closed)."""
     shutdown_grace_seconds: float = Field(default=8.0, gt=0)
     """From SIGTERM to exit: creates are refused, streams end, running jobs are handed over."""
     simulator: SimulatorConfig = SimulatorConfig()

@@ -10,6 +10,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from gateway.cli.protocol import protocol_for
 from gateway.drain import Drain
 from gateway.settings import Settings
 
@@ -48,7 +49,16 @@ def tune_gc() -> None:
 
 async def serve(app: Starlette, settings: Settings, host: str, port: int, log_level: str = "info") -> None:
     tune_gc()
-    config = uvicorn.Config(
+    config = server_config(app, settings, host, port, log_level)
+    await DrainingServer(config, app.state.drain).serve(sockets=[listening_socket(config, settings)])
+
+
+def server_config(
+    app: Starlette, settings: Settings, host: str, port: int, log_level: str = "info"
+) -> uvicorn.Config:
+    """uvicorn as `gateway serve` runs it: always its h11 parser, with deadlines for receiving a request
+    (gateway/cli/protocol.py), whether or not httptools happens to be installed."""
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -56,11 +66,11 @@ async def serve(app: Starlette, settings: Settings, host: str, port: int, log_le
         lifespan="on",
         access_log=False,  # gateway.access writes one JSON line per request instead
         backlog=4096,
+        http=protocol_for(settings),
         # Requests still running after half the grace are cancelled; the other half is the runner's
         # hand-over and the shutdown (each step bounded by what is left; see the app's lifespan).
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_seconds / 2)),
     )
-    await DrainingServer(config, app.state.drain).serve(sockets=[listening_socket(config, settings)])
 
 
 def listening_socket(config: uvicorn.Config, settings: Settings) -> socket.socket:
