@@ -3,7 +3,6 @@ too, by the hundred) and answers its own refusals in the contract's JSON, while 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import time
@@ -14,24 +13,15 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from gateway.cli.serving import server_config
 from tests.conftest import ADMIN, make_settings
-from tests.servers import free_port
+from tests.servers import free_port, running
 
 pytestmark = pytest.mark.anyio
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.5
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
-
-    def capture_signals(self) -> Any:
-        return contextlib.nullcontext()
 
 
 @pytest.fixture
@@ -44,14 +34,8 @@ async def server(tmp_path: Path) -> AsyncIterator[int]:
     )
     port = free_port()
     config = server_config(create_app(settings), settings, "127.0.0.1", port, "warning")
-    running = _Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(running.serve)
-        with anyio.fail_after(10):
-            while not running.started:
-                await anyio.sleep(0.01)
+    async with running(config):
         yield port
-        running.should_exit = True
 
 
 def read_all(sock: socket.socket, within: float) -> tuple[bytes, float]:
