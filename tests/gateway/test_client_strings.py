@@ -20,6 +20,7 @@ OPTIONS = {
     "caption": {"type": "string", "max_length": 10},
     "seed": {"type": "integer", "min": 0, "max": 4294967295},
     "width": {"type": "integer", "min": 64, "max": 2048},
+    "strength": {"type": "number"},  # no bound: NaN would pass every comparison
 }
 
 
@@ -169,3 +170,17 @@ async def test_a_download_link_is_accepted_only_as_it_was_signed(harness: Harnes
     for altered in (f"0{expires}", f"00{expires}"):
         response = await harness.client.get(url.path, params={"expires": altered, "signature": signature})
         assert response.status_code == 403, altered
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+async def test_nan_and_infinity_are_not_json(strings: Harness, constant: str) -> None:
+    key, _ = await strings.new_key(100)
+    raw = '{"model": "echo", "prompt": "x", "options": {"strength": ' + constant + "}}"
+    response = await strings.client.post(
+        "/api/generations", content=raw, headers={**bearer(key), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == f"The body is not valid JSON: {constant} is not a JSON value."
+    assert await balance(strings, key) == 100
+    listed = await strings.client.get("/api/generations", headers=bearer(key))
+    assert listed.status_code == 200 and listed.json()["total"] == 0

@@ -55,7 +55,7 @@ async def read_json(request: Request) -> Any:
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
     except ValueError as exc:
         if "integer string conversion" in str(exc):  # Python's own limit, past 4 300 digits
             raise InvalidRequest("The body holds a number with more digits than any field takes.") from exc
@@ -70,6 +70,12 @@ async def read_json(request: Request) -> Any:
         except UnicodeEncodeError as exc:
             raise InvalidRequest("The body holds a lone UTF-16 surrogate, which is not text.") from exc
     return body
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN and ±Infinity, which JSON has not: a number option with no bound would
+    take one, and the job it made could not be written out again."""
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def paging(request: Request, *, default_limit: int = 20, max_limit: int = 100) -> tuple[int, int]:
