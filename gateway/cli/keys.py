@@ -8,7 +8,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from gateway import store
+from gateway.contract.refusals import refuse_body
+from gateway.contract.requests import key_models
 from gateway.settings import Settings
 from gateway.store import keys, ledger
 from gateway.store.db import Database
@@ -29,17 +33,30 @@ async def create(settings: Settings, args: argparse.Namespace) -> None:
     if unknown:
         sys.exit(f"unknown model {unknown[0]!r}; known: {', '.join(settings.models)}")
 
+    body = {
+        "name": args.name,
+        "tokens": args.tokens,
+        "models": models,
+        "rate_limit_per_minute": args.rate_limit,
+        "max_concurrent_jobs": args.max_jobs,
+    }
+    request_model, _ = key_models(settings.models)
+    try:  # the very checks POST /admin/keys makes, with its messages
+        request = request_model.model_validate(body)
+    except ValidationError as exc:
+        sys.exit(refuse_body(exc, body, request_model).message)
+
     async def work(db: Database) -> None:
         plain = keys.new_plain_key()
         record = await keys.create(
             db,
             key_hash=keys.hash_key(plain),
             prefix=keys.display_prefix(plain),
-            name=args.name,
-            tokens=args.tokens,
-            models=models,
-            rate_limit_per_minute=args.rate_limit,
-            max_concurrent_jobs=args.max_jobs,
+            name=request.name,
+            tokens=request.tokens or 0,
+            models=request.models,
+            rate_limit_per_minute=request.rate_limit_per_minute,
+            max_concurrent_jobs=request.max_concurrent_jobs,
         )
         print(json.dumps({"key": plain, **record.public()}, indent=2))
         print("Keep the key now: it is stored hashed and cannot be shown again.", file=sys.stderr)
