@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import anyio
+import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from gateway import store
 from gateway.settings import Settings
 from gateway.upstreams.registry import load_adapter
 
@@ -59,3 +63,47 @@ async def check(settings: Settings) -> None:
         except (ValueError, OSError, TypeError) as exc:
             raise ConfigError(f"provider {name!r}: {exc}") from exc
         await adapter.aclose()
+
+
+# How long a start-up waits to reach the database or Redis before it says it cannot.
+REACH_SECONDS = 10.0
+
+
+def _where(url: str) -> str:
+    """`host:port` of a service URL, never its user or password."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname or '?'}:{port}" if port else (parts.hostname or "?")
+
+
+def _reason(error: BaseException) -> str:
+    return str(error).split("\n")[0] or type(error).__name__
+
+
+async def reach(settings: Settings) -> None:
+    """The shared database and Redis answer (a replica's start): else one line naming the host and port."""
+    if settings.shared_database:
+        database = store.connect(settings)
+        try:
+            with anyio.fail_after(REACH_SECONDS):
+                await database.open()
+        except Exception as exc:  # unreachable, refused, a bad password or database name …
+            raise ConfigError(
+                f"the database at {_where(str(settings.database_url))} cannot be used: {_reason(exc)}"
+            ) from None
+        await database.close()
+    if settings.redis_url:
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=REACH_SECONDS, socket_timeout=REACH_SECONDS
+        )
+        try:
+            await client.ping()
+        except Exception as exc:  # a refused connection, a bad password, not Redis at all …
+            raise ConfigError(
+                f"Redis at {_where(settings.redis_url)} cannot be used: {_reason(exc)}"
+            ) from None
+        finally:
+            await client.aclose()

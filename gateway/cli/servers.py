@@ -87,6 +87,7 @@ def _env_overrides(provider: str) -> set[str]:
 
 async def serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
     await preflight.check(settings)
+    await preflight.reach(settings)
     await serving.serve(create_app(settings), settings, host, port, log_level)
 
 
@@ -102,6 +103,7 @@ async def demo(
     if simulator_url:  # a shared `gateway simulator`: several demo replicas use the same upstream state
         settings = demo_settings(host, port, simulator_url)
         await preflight.check(settings)
+        await preflight.reach(settings)
         plain = await _create_demo_key(settings)
         print(_demo_banner(settings, plain, simulator_url), flush=True)
         await serve(settings, host, port, log_level)
@@ -114,6 +116,7 @@ async def demo(
     simulator_url = f"{'https' if tls_simulator else 'http'}://127.0.0.1:{simulator_port}"
     settings = demo_settings(host, port, simulator_url)
     await preflight.check(settings)  # before the simulator starts: a failure is one line, not a task group's
+    await preflight.reach(settings)
     state_dir = settings.data_dir / "simulator"
     certificate = _certificate(state_dir, "127.0.0.1") if tls_simulator else None
     if certificate is not None:  # the gateway's own upstream clients trust it the way any client does

@@ -57,6 +57,14 @@ CASES = {
         "missing.toml, which is not a file",
     ),
     "a config file that is not TOML": ({"GATEWAY_CONFIG": "{tmp}/broken.toml"}, "not valid TOML"),
+    "a database nobody answers on": (
+        {"GATEWAY_DATABASE_URL": "postgresql://gw:hunter2@127.0.0.1:9/gateway"},
+        "the database at 127.0.0.1:9 cannot be used",
+    ),
+    "a Redis nobody answers on": (
+        {"GATEWAY_REDIS_URL": "redis://:hunter2@127.0.0.1:9/0"},
+        "Redis at 127.0.0.1:9 cannot be used",
+    ),
 }
 
 
@@ -89,6 +97,7 @@ async def test_preflight_names_what_does_not_fit(
         *(("serve", case) for case in CASES),
         ("demo", "missing workflow"),  # demo starts the simulator beside it: the check comes first
         ("demo", "a setting of the wrong type"),
+        ("demo", "a database nobody answers on"),
     ],
 )
 def test_a_bad_start_is_one_line(tmp_path: Path, command: str, case: str) -> None:
@@ -105,3 +114,4 @@ def test_a_bad_start_is_one_line(tmp_path: Path, command: str, case: str) -> Non
     assert len(errors) == 1 and expected in errors[0], finished.stderr
     assert "Traceback" not in finished.stderr and "Event loop is closed" not in finished.stderr
     assert not any("ERROR" in line for line in lines), finished.stderr
+    assert "hunter2" not in finished.stderr + finished.stdout  # a password is never printed
