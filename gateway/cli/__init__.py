@@ -48,9 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("serve", "run the gateway"), ("demo", "run the gateway on the built-in simulator")):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--host", default="127.0.0.1")
-        cmd.add_argument("--port", type=int, default=8000)
-        cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+        cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+        cmd.add_argument(
+            "--log-level",
+            default="info",
+            choices=["debug", "info", "warning", "error"],
+            help="how much to log (default: info)",
+        )
         if name == "demo":
             where = cmd.add_mutually_exclusive_group()
             where.add_argument(
@@ -71,9 +76,11 @@ def _parser() -> argparse.ArgumentParser:
                 help="use a running `gateway simulator` (e.g. http://127.0.0.1:8199) instead of starting one",
             )
     sim = sub.add_parser("simulator", help="run the upstream simulator alone")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8199)
-    sim.add_argument("--speed", type=float, default=None)
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    sim.add_argument("--port", type=int, default=8199, help="port to listen on (default: 8199)")
+    sim.add_argument(
+        "--speed", type=float, default=None, help="speed factor (default: GATEWAY_SIMULATOR__SPEED, else 1)"
+    )
     sim.add_argument("--tls", action="store_true", help="serve HTTPS with a certificate kept in the data dir")
 
     doctor = sub.add_parser("doctor", help="check each configured provider against its upstream")
@@ -84,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="check the providers as `gateway demo --simulator-url` would point them (a running simulator)",
     )
-    doctor.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each upstream")
+    doctor.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for each upstream (default: 10)"
+    )
 
     cli_client.add_commands(sub)
 

@@ -45,9 +45,9 @@ def add_commands(sub: Any) -> None:
     gen = sub.add_parser(
         "generate", help="generate media on a running gateway (GATEWAY_URL, GATEWAY_API_KEY)"
     )
-    gen.add_argument("prompt")
-    gen.add_argument("--model", required=True)
-    gen.add_argument("--style", default=None)
+    gen.add_argument("prompt", help="what to generate")
+    gen.add_argument("--model", required=True, help="one of GET /api/models (required)")
+    gen.add_argument("--style", default=None, help="one of the model's style values (default: none)")
     gen.add_argument(
         "--option",
         action="append",
@@ -57,13 +57,17 @@ def add_commands(sub: Any) -> None:
     )
     gen.add_argument("--output", "-o", default=None, help="where to save the result (default: its own name)")
     gen.add_argument("--json", action="store_true", help="print one JSON event per line instead of a bar")
-    gen.add_argument("--no-download", action="store_true")
+    gen.add_argument(
+        "--no-download",
+        action="store_true",
+        help="do not save the result (its link is in the Completed event)",
+    )
     sub.add_parser("balance", help="the key's token balance")
     jobs = sub.add_parser("jobs", help="the key's recent jobs")
-    jobs.add_argument("--status", default=None)
-    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--status", default=None, help="only jobs in this status (default: any)")
+    jobs.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
     cancel = sub.add_parser("cancel", help="cancel a job (refunded)")
-    cancel.add_argument("id")
+    cancel.add_argument("id", help="the job's id (job_…)")
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:

@@ -98,19 +98,23 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     """`gateway keys create|list|revoke|credit`."""
     key_cmd = sub.add_parser("keys", help="manage API keys on the database directly")
     key_sub = key_cmd.add_subparsers(dest="keys_command", required=True)
-    create = key_sub.add_parser("create")
-    create.add_argument("--name", required=True)
-    create.add_argument("--tokens", type=int, default=0)
-    create.add_argument("--models", default=None, help="comma-separated allow-list")
-    create.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
-    create.add_argument("--max-jobs", type=int, default=None, help="concurrent jobs")
-    key_sub.add_parser("list")
-    revoke = key_sub.add_parser("revoke")
-    revoke.add_argument("id")
-    credit = key_sub.add_parser("credit")
-    credit.add_argument("id")
-    credit.add_argument("tokens", type=int)
-    credit.add_argument("--note", default=None)
+    create = key_sub.add_parser("create", help="create a key and print it (shown this once)")
+    create.add_argument("--name", required=True, help="a label for the key (required)")
+    create.add_argument("--tokens", type=int, default=0, help="opening balance (default: 0)")
+    create.add_argument("--models", default=None, help="comma-separated allow-list (default: every model)")
+    create.add_argument(
+        "--rate-limit", type=int, default=None, help="creating requests per minute (default: the gateway's)"
+    )
+    create.add_argument(
+        "--max-jobs", type=int, default=None, help="unfinished jobs at once (default: the gateway's)"
+    )
+    key_sub.add_parser("list", help="every key, with its balance and state")
+    revoke = key_sub.add_parser("revoke", help="revoke a key (its streams end)")
+    revoke.add_argument("id", help="the key's id (key_…)")
+    credit = key_sub.add_parser("credit", help="add tokens to a key, or take them with a negative number")
+    credit.add_argument("id", help="the key's id (key_…)")
+    credit.add_argument("tokens", type=int, help="tokens to add (negative: take away)")
+    credit.add_argument("--note", default=None, help="a note on the ledger row (default: none)")
 
 
 COMMANDS = {"create": create, "list": list_keys, "revoke": revoke, "credit": credit}
