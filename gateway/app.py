@@ -27,8 +27,8 @@ from gateway.results.callbacks import Resolve, system_resolve
 from gateway.results.files import ResultStore
 from gateway.results.webhooks import Webhooks
 from gateway.settings import Settings
+from gateway.store import deployment_secrets, shared
 from gateway.store import jobs as job_store
-from gateway.store import shared
 from gateway.store import webhooks as delivery_store
 from gateway.store.db import Database
 from gateway.store.job_records import Job
@@ -65,6 +65,18 @@ log = logging.getLogger("gateway")
 SHARED_POLL_SECONDS = 2.0
 
 
+async def signing_secrets(settings: Settings, db: Database) -> dict[str, bytes]:
+    """The secrets links, stream tokens and webhooks are signed with: on one process its settings (or
+    ones generated into its data dir); on a shared database the deployment's, agreed through it, so every
+    replica signs alike without an operator copying them by hand."""
+    if not db.shared:
+        return {name: settings.secret(name) for name in deployment_secrets.NAMES}  # type: ignore[arg-type]
+    return {
+        name: (await deployment_secrets.agree(db, name, getattr(settings, name))).encode()
+        for name in deployment_secrets.NAMES
+    }
+
+
 def create_app(
     settings: Settings | None = None, *, upstream_sleep: Sleep | None = None, resolve: Resolve | None = None
 ) -> Starlette:
@@ -91,7 +103,8 @@ def create_app(
             observer=metrics.observe_upstream,
         )
         metrics.watch_circuits(registry.states)
-        results = ResultStore.from_settings(settings)
+        signing = await signing_secrets(settings, db)
+        results = ResultStore.from_settings(settings, signing["url_signing_key"])
         runner = Runner(db, bus, registry, results, settings, on_finished=[metrics.record_job], drain=drain)
         metrics.instance.labels(
             settings.instance_id,
@@ -107,7 +120,7 @@ def create_app(
             registry=registry,
             results=results,
             runner=runner,
-            stream_secret=settings.secret("stream_token_secret"),
+            stream_secret=signing["stream_token_secret"],
             metrics=metrics,
             keys=KeyCache(db, bus),
             key_streams=RevokedKeyStreams(db, streams),
@@ -117,7 +130,7 @@ def create_app(
         )
         webhooks = Webhooks(
             db,
-            settings.secret("webhook_secret"),
+            signing["webhook_secret"],
             lambda job: job_object(svc, job),
             allow_private=settings.allow_private_callbacks,
             instance_id=settings.instance_id,

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from gateway import store
 from gateway.settings import Settings
+from gateway.store import deployment_secrets
 from gateway.upstreams.registry import load_adapter
 
 
@@ -94,7 +95,13 @@ async def reach(settings: Settings) -> None:
             raise ConfigError(
                 f"the database at {_where(str(settings.database_url))} cannot be used: {_reason(exc)}"
             ) from None
-        await database.close()
+        try:  # the first replica records the deployment's secrets; a replica set otherwise stops here
+            for name in deployment_secrets.NAMES:
+                await deployment_secrets.agree(database, name, getattr(settings, name))
+        except deployment_secrets.SecretsDisagree as exc:
+            raise ConfigError(str(exc)) from None
+        finally:
+            await database.close()
     if settings.redis_url:
         client = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=REACH_SECONDS, socket_timeout=REACH_SECONDS

@@ -85,10 +85,10 @@ class ResultStore:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10), follow_redirects=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ResultStore:
+    def from_settings(cls, settings: Settings, signing_key: bytes) -> ResultStore:
         return cls(
             open_storage(settings),
-            settings.secret("url_signing_key"),
+            signing_key,
             settings.public_url,
             max_bytes=settings.max_result_bytes,
             # Beside the default files folder, so that the folder engine stores a download by renaming it.
