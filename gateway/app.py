@@ -26,7 +26,7 @@ from gateway.metrics import AccessLog, Metrics, metrics_endpoint
 from gateway.results.callbacks import Resolve, system_resolve
 from gateway.results.files import ResultStore
 from gateway.results.webhooks import Webhooks
-from gateway.settings import Settings
+from gateway.settings import SECRET_NAMES, Settings
 from gateway.store import deployment_secrets, shared
 from gateway.store import jobs as job_store
 from gateway.store import webhooks as delivery_store
@@ -70,10 +70,10 @@ async def signing_secrets(settings: Settings, db: Database) -> dict[str, bytes]:
     ones generated into its data dir); on a shared database the deployment's, agreed through it, so every
     replica signs alike without an operator copying them by hand."""
     if not db.shared:
-        return {name: settings.secret(name) for name in deployment_secrets.NAMES}  # type: ignore[arg-type]
+        return {name: settings.secret(name) for name in SECRET_NAMES}
     return {
         name: (await deployment_secrets.agree(db, name, getattr(settings, name))).encode()
-        for name in deployment_secrets.NAMES
+        for name in SECRET_NAMES
     }
 
 

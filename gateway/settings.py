@@ -34,6 +34,10 @@ class Style(BaseModel):
     label: str
 
 
+# The signing secrets, by their setting names (GATEWAY_URL_SIGNING_KEY …).
+SecretName = Literal["url_signing_key", "webhook_secret", "stream_token_secret"]
+SECRET_NAMES: tuple[SecretName, ...] = ("url_signing_key", "webhook_secret", "stream_token_secret")
+
 # A string option's longest value unless its spec says otherwise.
 DEFAULT_OPTION_CHARS = 2000
 
@@ -227,7 +231,7 @@ class Settings(BaseSettings):
     def files_dir(self) -> Path:
         return self.data_dir / "files"
 
-    def secret(self, name: Literal["url_signing_key", "webhook_secret", "stream_token_secret"]) -> bytes:
+    def secret(self, name: SecretName) -> bytes:
         """A configured secret, or one generated once into the data dir and reused after."""
         configured: str | None = getattr(self, name)
         if configured:

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from gateway import store
-from gateway.settings import Settings
+from gateway.settings import SECRET_NAMES, Settings
 from gateway.store import deployment_secrets
 from gateway.upstreams.registry import load_adapter
 
@@ -96,7 +96,7 @@ async def reach(settings: Settings) -> None:
                 f"the database at {_where(str(settings.database_url))} cannot be used: {_reason(exc)}"
             ) from None
         try:  # the first replica records the deployment's secrets; a replica set otherwise stops here
-            for name in deployment_secrets.NAMES:
+            for name in SECRET_NAMES:
                 await deployment_secrets.agree(database, name, getattr(settings, name))
         except deployment_secrets.SecretsDisagree as exc:
             raise ConfigError(str(exc)) from None

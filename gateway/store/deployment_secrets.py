@@ -7,9 +7,6 @@ import secrets
 
 from gateway.store.db import Database, stamp
 
-# The settings that name them (GATEWAY_URL_SIGNING_KEY …).
-NAMES = ("url_signing_key", "webhook_secret", "stream_token_secret")
-
 
 class SecretsDisagree(Exception):
     """This replica's setting of a secret is not the one the deployment's other replicas use."""
