@@ -78,6 +78,7 @@ def gateway_env(data_dir: Path, *, max_jobs: int) -> dict[str, str]:
             # one key holds every benchmark stream: the per-key and per-process caps are lifted
             "GATEWAY_MAX_STREAMS_PER_KEY": "100000",
             "GATEWAY_MAX_STREAMS": "100000",
+            "GATEWAY_MAX_CONNECTIONS": "100000",
             "GATEWAY_PROVIDERS__TICK__ADAPTER": "bench.tick_provider:TickProvider",
             "GATEWAY_PROVIDERS__TICK__BASE_URL": "http://127.0.0.1:9",
             "GATEWAY_PROVIDERS__TICK__PASSTHROUGH": "true",

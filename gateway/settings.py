@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long `gateway serve` waits for a request's line and headers, from the connection's start or
     the request's first byte; then the connection is closed (408 when part of a request came)."""
+    max_connections: int = Field(default=20000, ge=1)
+    """Connections `gateway serve` holds open at once; one more is answered 503 `too_many_connections`
+    and closed (above `max_streams`: a replica holds its streams and its other requests)."""
     request_body_timeout_seconds: float = Field(default=60.0, gt=0)
     """How long it waits for a request's whole body once its headers came (408, then closed)."""
     shutdown_grace_seconds: float = Field(default=8.0, gt=0)

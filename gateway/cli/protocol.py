@@ -1,5 +1,6 @@
 """The HTTP/1.1 protocol `gateway serve` runs: uvicorn's h11 protocol with deadlines for receiving each
-request, and the contract's JSON body for the refusals the server makes itself (408, 400)."""
+request, a cap on open connections, and the contract's JSON body for the refusals the server makes
+itself (408, 400, 503)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ TIMED_OUT = _answer(
     408, "Request Timeout", "The request did not arrive in time; send it again.", "request_timeout"
 )
 NOT_HTTP = _answer(400, "Bad Request", "The request is not valid HTTP/1.1.", "invalid_request")
+TOO_MANY = _answer(
+    503,
+    "Service Unavailable",
+    "This server holds all the connections it takes; try again.",
+    "too_many_connections",
+).replace(b"connection: close\r\n", b"connection: close\r\nretry-after: 1\r\n")
 
 
 class ReceiptDeadlines(H11Protocol):
@@ -37,12 +44,17 @@ class ReceiptDeadlines(H11Protocol):
 
     header_timeout = 10.0
     body_timeout = 60.0
+    max_connections = 20000
     _deadline: asyncio.TimerHandle | None = None
     _waiting_for: str = ""  # "headers" or "body": what the deadline is set for
     _bytes_of_request = 0  # bytes received since the last request was whole
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.max_connections:  # answered at once, not left to hang
+            transport.write(TOO_MANY)
+            transport.close()
+            return
         self._arm("headers")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -103,5 +115,6 @@ def protocol_for(settings: Settings) -> type[ReceiptDeadlines]:
         {
             "header_timeout": settings.request_header_timeout_seconds,
             "body_timeout": settings.request_body_timeout_seconds,
+            "max_connections": settings.max_connections,
         },
     )

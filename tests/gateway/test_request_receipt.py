@@ -139,3 +139,25 @@ async def test_what_the_server_cannot_read_is_answered_in_the_contracts_json(
         "message": "The request is not valid HTTP/1.1.",
         "code": "invalid_request",
     }
+
+
+async def test_a_connection_over_the_cap_is_answered_503_not_left_hanging(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, max_connections=5, request_header_timeout_seconds=30)
+    port = free_port()
+    async with running(server_config(create_app(settings), settings, "127.0.0.1", port, "warning")):
+
+        def over_the_cap() -> tuple[list[socket.socket], bytes]:
+            held = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+            time.sleep(0.3)  # accepted: the server holds five
+            with socket.create_connection(("127.0.0.1", port)) as extra:
+                return held, read_all(extra, 10)[0]
+
+        held, raw = await anyio.to_thread.run_sync(over_the_cap)
+        status, headers, body = answer_of(raw)
+        assert status == "HTTP/1.1 503 Service Unavailable" and headers["retry-after"] == "1"
+        assert body["status"] == "Error" and body["code"] == "too_many_connections"
+        for sock in held:
+            sock.close()
+        await anyio.sleep(0.3)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/api/ping")).text == "pong"  # room again once they closed
