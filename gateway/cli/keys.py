@@ -47,11 +47,8 @@ async def create(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(refuse_body(exc, body, request_model).message)
 
     async def work(db: Database) -> None:
-        plain = keys.new_plain_key()
-        record = await keys.create(
+        plain, record = await keys.issue(
             db,
-            key_hash=keys.hash_key(plain),
-            prefix=keys.display_prefix(plain),
             name=request.name,
             tokens=request.tokens or 0,
             models=request.models,

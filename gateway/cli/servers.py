@@ -180,14 +180,7 @@ def _tls_lines(certificate: Certificate, url: str) -> list[str]:
 
 async def _create_demo_key(settings: Settings) -> str:
     async def work(db: Database) -> str:
-        plain = keys.new_plain_key()
-        await keys.create(
-            db,
-            key_hash=keys.hash_key(plain),
-            prefix=keys.display_prefix(plain),
-            name="demo",
-            tokens=DEMO_TOKENS,
-        )
+        plain, _ = await keys.issue(db, name="demo", tokens=DEMO_TOKENS)
         return plain
 
     plain: str = await with_db(settings, work)

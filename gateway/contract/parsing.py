@@ -20,7 +20,10 @@ INVISIBLE = str.maketrans(dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff\u180e\u0
 
 
 def blank(text: str) -> bool:
-    """Whether `text` shows nothing: only white space and invisible characters."""
+    """Whether `text` shows nothing: only white space and invisible characters (none of them ASCII, so
+    an ASCII text, most prompts, is not copied to find out)."""
+    if text.isascii():
+        return not text.strip()
     return not text.translate(INVISIBLE).strip()
 
 

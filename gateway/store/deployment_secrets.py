@@ -19,7 +19,7 @@ def _digest(value: str) -> str:
 async def agree(db: Database, name: str, configured: str | None) -> str:
     """The deployment's value of secret `name`: `configured` when set (the first replica to start records
     its digest, and a replica set otherwise is refused), else one generated once into the database."""
-    value = configured if configured else None
+    value = configured or None
     generated = None if value else secrets.token_hex(32)
     offered = value or generated
     assert offered is not None

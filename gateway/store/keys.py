@@ -73,6 +73,30 @@ def display_prefix(plain: str) -> str:
     return plain[:10]
 
 
+async def issue(
+    db: Database,
+    *,
+    name: str,
+    tokens: int,
+    models: list[str] | None = None,
+    rate_limit_per_minute: int | None = None,
+    max_concurrent_jobs: int | None = None,
+) -> tuple[str, ApiKey]:
+    """A new key: its plain text (shown this once; only its hash is kept) and its record."""
+    plain = new_plain_key()
+    record = await create(
+        db,
+        key_hash=hash_key(plain),
+        prefix=display_prefix(plain),
+        name=name,
+        tokens=tokens,
+        models=models,
+        rate_limit_per_minute=rate_limit_per_minute,
+        max_concurrent_jobs=max_concurrent_jobs,
+    )
+    return plain, record
+
+
 async def create(
     db: Database,
     *,

@@ -39,11 +39,8 @@ async def _key(request: Request) -> ApiKey:
 async def create_key(request: Request) -> Response:
     auth.require_admin(request)
     body = await _body(request, services(request).catalog.key_request)
-    plain = keys.new_plain_key()
-    record = await keys.create(
+    plain, record = await keys.issue(
         services(request).db,
-        key_hash=keys.hash_key(plain),
-        prefix=keys.display_prefix(plain),
         name=body.name,
         tokens=body.tokens or 0,
         models=body.models,
